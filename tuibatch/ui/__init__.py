@@ -1,0 +1,20 @@
+"""The Textual screen: a view of the checkpoint plus commands into it (never the engine itself)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run_app(args: argparse.Namespace, argv: list[str]) -> int:
+    """Open the app on a batch: a headless worker process runs it, the screen views the store."""
+    from .app import run_app as _run
+
+    return _run(args, argv)
+
+
+def run_watch(db: Path) -> int:
+    """Attach the app to a batch that another (headless) worker runs."""
+    from .app import run_watch as _watch
+
+    return _watch(db)
