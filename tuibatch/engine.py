@@ -211,11 +211,16 @@ class Engine:
                 outcome="failed", message=f"gave up after {row.round_attempts} attempts: {row.err_message or ''}".strip()))
             return None
         tokens_guess = estimate_tokens(spec.input_text) + estimate_tokens(spec.instruction or "")
+
+        async def before_sleep(rs: RetryCallState) -> None:
+            # a coroutine function, not a lambda: tenacity awaits only what it sees is async
+            await self._before_retry(row, rs)
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(remaining),
             retry=retry_if_exception(lambda e: isinstance(e, Failure) and e.kind is Kind.TRANSIENT),
             wait=self._wait,
-            before_sleep=lambda rs: self._before_retry(row, rs),
+            before_sleep=before_sleep,
             sleep=self._retry_sleep,
             reraise=True,
         )
@@ -238,7 +243,8 @@ class Engine:
                     try:
                         result = await self.backend.launch(spec)
                     except Failure as f:
-                        self.pacer.on_failure(f)
+                        if f.kind is not Kind.BATCH:  # a per-day 429's hour-long delay must not hold the pool
+                            self.pacer.on_failure(f)
                         raise
                     self.pacer.on_success(time.monotonic() - t0, result.usage.input_tokens, tokens_guess)
                     self._crash("after_launch")
@@ -299,7 +305,8 @@ class Engine:
                 await self.pacer.before_poll(self._stop)
                 result = await self.backend.poll(run_id)
             except Failure as f:
-                self.pacer.on_failure(f)
+                if f.kind is not Kind.BATCH:
+                    self.pacer.on_failure(f)
                 if f.lost:
                     await self.store.forget_run(row.seq, f"run {run_id} unknown to the service (404): launching again")
                     self.log(f"{row.key}: run {run_id} lost by the service; relaunching")

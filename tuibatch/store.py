@@ -273,8 +273,13 @@ class Store:
             raise CheckpointError(f"{path}: no such checkpoint")
         store = cls(path, **kw)
         if not exists:
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
-            os.close(fd)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+                os.close(fd)
+            except FileExistsError:  # another worker created it a moment ago: share it
+                _check_existing(path)
+            except OSError as exc:
+                raise CheckpointError(f"{path}: cannot create checkpoint: {exc.strerror}") from None
         await store._connect()
         if not exists or not await store._has_meta():
             await store._init_schema()
@@ -533,7 +538,7 @@ class Store:
             if not rows:
                 return None
             row = Row(*rows[0])
-            await self._event(db, row.seq, "state", state="claimed", now=now)
+            await self._event(db, row.seq, "state", state="claimed", message=f"by {self.owner}", now=now)
             row.changed = row.changed + 1
             return Claim(row)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
 def run_app(args: argparse.Namespace, argv: list[str]) -> int:
     """Open the app on a batch: a headless worker process runs it, the screen views the store."""
+    os.environ.setdefault("TEXTUAL_FPS", "30")  # capped frame rate: cheap over SSH and in tmux
     from .app import run_app as _run
 
     return _run(args, argv)
@@ -15,6 +17,7 @@ def run_app(args: argparse.Namespace, argv: list[str]) -> int:
 
 def run_watch(db: Path) -> int:
     """Attach the app to a batch that another (headless) worker runs."""
+    os.environ.setdefault("TEXTUAL_FPS", "30")
     from .app import run_watch as _watch
 
     return _watch(db)

@@ -1,0 +1,73 @@
+"""Shared fixtures: a simulator on loopback, a clean environment, and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tuibatch.sim import SimulatorThread
+
+SECRET_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GEMINI_BASE_URL",
+              "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_API_VERSION", "TUIBATCH_CRASH_AT")
+
+
+@pytest.fixture(autouse=True)
+def _no_real_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach Google: real keys and endpoints are removed from every test's environment."""
+    for name in SECRET_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorThread]:
+    with SimulatorThread(run_seconds=0.05) as s:
+        yield s
+
+
+def write_items(path: Path, n: int, *, prefix: str = "item", extra: dict[int, dict[str, Any]] | None = None) -> list[str]:
+    keys = []
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            key = f"{prefix}-{i:04d}"
+            obj: dict[str, Any] = {"key": key, "payload": {"title": f"Paper {i}", "year": 2000 + i % 25}}
+            obj.update((extra or {}).get(i, {}))
+            f.write(json.dumps(obj) + "\n")
+            keys.append(key)
+    return keys
+
+
+def cli_env(sim_url: str | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env["GEMINI_API_KEY"] = "dummy-test-key"
+    env["GOOGLE_GEMINI_BASE_URL"] = sim_url or "http://127.0.0.1:9"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+FAST = ["--poll-interval", "0.05", "--poll-max", "0.2", "--retry-initial", "0.05", "--retry-max", "0.2",
+        "--progress-every", "60"]
+
+
+def run_cli(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tuibatch", *args], env=env or cli_env(), cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(args: list[str], *, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tuibatch", *args], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def export(db: Path) -> list[dict[str, Any]]:
+    out = run_cli(["export", "--db", str(db)])
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines()]

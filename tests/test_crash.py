@@ -1,0 +1,160 @@
+"""Crash safety with real processes: SIGKILL at random moments and at named crash points.
+
+The simulator's own counts are the judge of what was paid for: a finished item must
+never be launched again, and every extra launch must be an in-doubt relaunch that the
+checkpoint accounted for.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, cli_env, export, run_cli, start_cli, write_items
+from tuibatch.items import key_label, sha256_hex
+from tuibatch.sim import SimulatorThread
+
+
+def _checkpoint(db: Path) -> dict[str, dict]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    return {r["key"]: dict(r) for r in con.execute("SELECT * FROM items")}
+
+
+def _check_paid_once(sim: SimulatorThread, db: Path, keys: list[str]) -> int:
+    """Every item done with its own output; returns the number of duplicate launches."""
+    stats = sim.stats()["items"]
+    rows = _checkpoint(db)
+    by_key = {r["key"]: r for r in export(db)}
+    duplicates = 0
+    for key in keys:
+        row, out = rows[key], by_key[key]
+        assert row["state"] == "done", (key, row["state"], row["err_message"])
+        assert row["run_id"], key
+        payload = json.loads(row["payload"])
+        expected_sha = sha256_hex(json.dumps(payload, ensure_ascii=False))[:16]
+        assert json.loads(out["output"])["input_sha256"] == expected_sha, f"{key} got another item's output"
+        seen = stats[key_label(key)]
+        assert row["run_id"] in seen["runs"], key
+        assert seen["launches"] >= 1
+        # any launch beyond the first must be an in-doubt relaunch the checkpoint counted
+        assert seen["launches"] <= 1 + row["relaunches"], (key, seen, row["relaunches"])
+        duplicates += seen["launches"] - 1
+    return duplicates
+
+
+def test_random_sigkills_never_lose_or_repay_finished_work(tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    db = tmp_path / "items.tuibatch.db"
+    keys = write_items(items, 240)
+    rng = random.Random(20261126)
+    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "4", *FAST]
+    kills = 0
+    with SimulatorThread(run_seconds=0.15) as sim:
+        env = cli_env(sim.url)
+        finished = False
+        while kills < 12:
+            proc = start_cli(args, env=env)
+            time.sleep(rng.uniform(0.6, 1.6))  # start-up (~0.5 s) plus a random slice of work
+            if proc.poll() is not None:
+                finished = True
+                break
+            proc.kill()
+            proc.wait()
+            kills += 1
+        assert not finished, "the batch finished before enough kills: give it more work"
+        done_before = sum(1 for r in _checkpoint(db).values() if r["state"] == "done")
+        assert 0 < done_before < len(keys)
+        out = run_cli(args, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        duplicates = _check_paid_once(sim, db, keys)
+    assert kills >= 10
+    assert duplicates <= kills
+    relaunched = sum(r["relaunches"] for r in _checkpoint(db).values())
+    assert duplicates <= relaunched  # never under-counted
+
+
+@pytest.mark.parametrize("point", ["after_launch", "after_commit"])
+def test_named_crash_points(tmp_path: Path, point: str) -> None:
+    items = tmp_path / "items.jsonl"
+    db = tmp_path / "items.tuibatch.db"
+    keys = write_items(items, 6)
+    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "1", *FAST]
+    with SimulatorThread(run_seconds=0.05) as sim:
+        crashed = run_cli(args, env=cli_env(sim.url, TUIBATCH_CRASH_AT=f"{point}:3"))
+        assert crashed.returncode == 137, crashed.stderr
+        rows = _checkpoint(db)
+        victim = keys[2] if point == "after_launch" else keys[1]
+        if point == "after_launch":
+            # the service created the run, but its id never reached the checkpoint
+            assert rows[victim]["state"] == "claimed" and rows[victim]["run_id"] is None
+        else:
+            assert rows[victim]["state"] == "running" and rows[victim]["run_id"]
+        out = run_cli(args, env=cli_env(sim.url))
+        assert out.returncode == 0, out.stderr
+        _check_paid_once(sim, db, keys)
+        stats = sim.stats()["items"]
+    rows = _checkpoint(db)
+    con = sqlite3.connect(db)
+    if point == "after_launch":
+        assert stats[key_label(victim)]["launches"] == 2
+        assert rows[victim]["relaunches"] == 1
+        kinds = [k for (k,) in con.execute("SELECT kind FROM events WHERE seq=?", (rows[victim]["seq"],))]
+        assert "relaunch" in kinds
+    else:
+        assert all(stats[key_label(k)]["launches"] == 1 for k in keys)
+        assert sum(r["relaunches"] for r in rows.values()) == 0
+        msgs = [m for (m,) in con.execute("SELECT message FROM events WHERE kind='takeover'")]
+        assert any("resume polling" in m for m in msgs)
+
+
+def test_two_workers_on_one_checkpoint_launch_each_item_once(tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    db = tmp_path / "items.tuibatch.db"
+    keys = write_items(items, 120)
+    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "6", *FAST]
+    with SimulatorThread(run_seconds=0.05) as sim:
+        env = cli_env(sim.url)
+        procs = [start_cli(args, env=env) for _ in range(2)]
+        results = [p.communicate(timeout=120) for p in procs]
+        for p, (_out, err) in zip(procs, results):
+            assert p.returncode == 0, err
+        stats = sim.stats()["items"]
+        _check_paid_once(sim, db, keys)
+    assert all(stats[key_label(k)]["launches"] == 1 for k in keys)
+    # both workers really took part
+    owners = {m for (m,) in sqlite3.connect(db).execute(
+        "SELECT message FROM events WHERE kind='state' AND state='claimed'")}
+    assert len(owners) == 2, owners
+
+
+def test_sigterm_stops_quickly_keeps_run_ids_and_resumes(tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    db = tmp_path / "items.tuibatch.db"
+    keys = write_items(items, 10)
+    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "5", *FAST]
+    with SimulatorThread(run_seconds=1.5) as sim:
+        env = cli_env(sim.url)
+        proc = start_cli(args, env=env)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if db.exists() and sum(1 for r in _checkpoint(db).values() if r["state"] == "running") >= 5:
+                break
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        proc.terminate()
+        _out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130, err
+        assert time.monotonic() - t0 < 8
+        running = [r for r in _checkpoint(db).values() if r["state"] == "running"]
+        assert running and all(r["run_id"] and r["owner"] is None for r in running)
+        out = run_cli(args, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        stats = sim.stats()["items"]
+        _check_paid_once(sim, db, keys)
+    assert all(stats[key_label(k)]["launches"] == 1 for k in keys)

@@ -1,0 +1,225 @@
+"""The item table: a Line-API ScrollView that only renders (and only reads) the visible rows.
+
+Textual's DataTable builds every row up front (about 12 s for 100k items); here the scroll
+range is just a number from ``count(*)`` and each visible line comes from a small row cache
+that a windowed ``LIMIT/OFFSET`` query fills around the viewport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from . import fmt
+from .data import TableRow
+
+#: ``loader(offset, limit) -> (total rows in view, rows from offset)``
+Loader = Callable[[int, int], Awaitable[tuple[int, list[TableRow]]]]
+
+
+class ItemTable(ScrollView, can_focus=True):
+    """Virtual table of items; the cursor is an index into the current (filtered) view."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j,down", "cursor(1)", "Down", id="down", show=False, tooltip="Next item"),
+        Binding("k,up", "cursor(-1)", "Up", id="up", show=False, tooltip="Previous item"),
+        Binding("g,home", "jump(0)", "Top", id="top", show=False, tooltip="First item"),
+        Binding("G,end", "jump(-1)", "Bottom", id="bottom", show=False, tooltip="Last item"),
+        Binding("pagedown,ctrl+f", "page(1)", "Page down", id="page-down", show=False,
+                tooltip="One screen down"),
+        Binding("pageup,ctrl+b", "page(-1)", "Page up", id="page-up", show=False,
+                tooltip="One screen up"),
+        Binding("space", "tag", "Tag", id="tag", show=False, tooltip="Tag the item for a bulk skip or retry"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "itemtable--header", "itemtable--cursor", "itemtable--tagged", "itemtable--dim",
+    }
+
+    DEFAULT_CSS = """
+    ItemTable { height: 1fr; }
+    """
+
+    class CursorMoved(Message):
+        """The highlighted item changed (the app shows its key in the status line)."""
+
+        def __init__(self, row: TableRow | None) -> None:
+            super().__init__()
+            self.row = row
+
+    def __init__(self, loader: Loader, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.loader = loader
+        self.total = 0
+        self.cursor = 0
+        self.tagged: set[str] = set()
+        self._cache: dict[int, TableRow] = {}
+        self._loaded_once = False
+        self._pending_reload = False
+        self._loading = False
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def rows_visible(self) -> int:
+        return max(1, self.size.height - 1)
+
+    @property
+    def current(self) -> TableRow | None:
+        return self._cache.get(self.cursor)
+
+    def row_at(self, index: int) -> TableRow | None:
+        return self._cache.get(index)
+
+    def reload(self) -> None:
+        """Re-read the visible window (the checkpoint changed or the filter did)."""
+        if self._loading:
+            self._pending_reload = True
+            return
+        self.run_worker(self._load(), group="rows", exclusive=False)
+
+    async def load_now(self) -> None:
+        """Read the window and wait for it (used by the app before its first paint)."""
+        await self._load()
+
+    async def _load(self) -> None:
+        self._loading = True
+        try:
+            while True:
+                self._pending_reload = False
+                top = int(self.scroll_offset.y)
+                height = self.rows_visible
+                start = max(0, top - height)
+                total, rows = await self.loader(start, height * 3)
+                self._apply(total, start, rows)
+                if not self._pending_reload:
+                    break
+        finally:
+            self._loading = False
+
+    def _apply(self, total: int, start: int, rows: list[TableRow]) -> None:
+        before = self.current
+        self.total = total
+        self._cache = {start + i: r for i, r in enumerate(rows)}
+        self.virtual_size = Size(self.size.width, total + 1)
+        if self.cursor >= total:
+            self.cursor = max(0, total - 1)
+        self._loaded_once = True
+        self.refresh()
+        after = self.current
+        if before != after:
+            self.post_message(self.CursorMoved(after))
+
+    def _covered(self) -> bool:
+        top = int(self.scroll_offset.y)
+        last = min(self.total, top + self.rows_visible) - 1
+        return last < top or (top in self._cache and last in self._cache)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if not self._covered():
+            self.reload()
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, self.total + 1)
+        if self._loaded_once and not self._covered():
+            self.reload()
+
+    # --------------------------------------------------------------- cursor
+
+    def move_to(self, index: int) -> None:
+        if self.total == 0:
+            return
+        index = max(0, min(self.total - 1, index))
+        moved = index != self.cursor
+        self.cursor = index
+        top = int(self.scroll_offset.y)
+        height = self.rows_visible
+        if index < top:
+            self.scroll_to(y=index, animate=False, immediate=True)
+        elif index >= top + height:
+            self.scroll_to(y=index - height + 1, animate=False, immediate=True)
+        if not self._covered() or index not in self._cache:
+            self.reload()
+        self.refresh()
+        if moved:
+            self.post_message(self.CursorMoved(self.current))
+
+    def action_cursor(self, delta: int) -> None:
+        self.move_to(self.cursor + delta)
+
+    def action_jump(self, where: int) -> None:
+        self.move_to(self.total - 1 if where < 0 else where)
+
+    def action_page(self, direction: int) -> None:
+        self.move_to(self.cursor + direction * self.rows_visible)
+
+    def action_tag(self) -> None:
+        row = self.current
+        if row is None:
+            return
+        if row.key in self.tagged:
+            self.tagged.discard(row.key)
+        else:
+            self.tagged.add(row.key)
+        self.move_to(self.cursor + 1)
+        self.refresh()
+
+    # --------------------------------------------------------------- render
+
+    @staticmethod
+    def columns(width: int) -> tuple[int, int]:
+        """(key width, error width) for a terminal width: fixed columns first, then key, error."""
+        fixed = 41
+        rest = max(0, width - fixed)
+        key = max(8, min(28, rest // 2))
+        return key, max(0, rest - key)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        key_w, err_w = self.columns(width)
+        if y == 0:
+            head = (f"  {'':1} {'key':<{key_w}} {'state':<8} {'att':>3} {'tokens':>6} {'cost':>8}"
+                    f" {'latency':>7} {'last error':<{err_w}}")
+            style = self.get_component_rich_style("itemtable--header")
+            return Strip([Segment(head[:width], style)]).extend_cell_length(width, style)
+        index = int(self.scroll_offset.y) + y - 1
+        base = self.rich_style
+        if index >= self.total:
+            return Strip.blank(width, base)
+        row = self._cache.get(index)
+        if row is None:
+            dim = self.get_component_rich_style("itemtable--dim")
+            return Strip([Segment("  …", dim)]).extend_cell_length(width, dim)
+        tagged = row.key in self.tagged
+        state_style = Style(color=fmt.COLOR.get(row.state, "default"), dim=row.state == "pending")
+        cost = fmt.money(row.cost_usd) if row.price_known else "?"
+        if row.cost_usd == 0 and row.state in ("pending", "claimed", "running"):
+            cost = ""
+        error = "cancelling…" if row.cancel_requested else fmt.one_line(row.error, err_w)
+        lat = fmt.duration(row.latency)
+        key = fmt.one_line(row.key, key_w)
+        segs = [
+            Segment("*" if tagged else " ", base),
+            Segment(" ", base),
+            Segment(fmt.SYMBOL.get(row.state, "?"), state_style),
+            Segment(f" {key:<{key_w}} ", base),
+            Segment(f"{row.state:<8}", state_style),
+            Segment(f" {row.attempts:>3} {fmt.tokens(row.tokens):>6} {cost:>8} {lat:>7} ", base),
+            Segment(f"{error:<{err_w}}", Style(color="red") if row.state == "failed" else base),
+        ]
+        strip = Strip(segs).crop(0, width).extend_cell_length(width, base)
+        if tagged:
+            strip = strip.apply_style(self.get_component_rich_style("itemtable--tagged"))
+        if index == self.cursor:
+            cursor = self.get_component_rich_style("itemtable--cursor")
+            strip = Strip([Segment(s.text, (s.style or Style()) + cursor) for s in strip])
+        return strip
