@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import cli_env, run_cli, write_items
 
 CASES = {

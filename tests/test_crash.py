@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST, cli_env, export, run_cli, start_cli, write_items
+
 from tuibatch.items import key_label, sha256_hex
 from tuibatch.sim import SimulatorThread
 
@@ -122,7 +122,7 @@ def test_two_workers_on_one_checkpoint_launch_each_item_once(tmp_path: Path) -> 
         env = cli_env(sim.url)
         procs = [start_cli(args, env=env) for _ in range(2)]
         results = [p.communicate(timeout=120) for p in procs]
-        for p, (_out, err) in zip(procs, results):
+        for p, (_out, err) in zip(procs, results, strict=True):
             assert p.returncode == 0, err
         stats = sim.stats()["items"]
         _check_paid_once(sim, db, keys)

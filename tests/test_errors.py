@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FAST, cli_env, run_cli, write_items
 
 from tuibatch.backends.gemini import Credentials, GeminiBackend
 from tuibatch.engine import Engine, EngineConfig
@@ -24,8 +27,6 @@ from tuibatch.policy import Backoff
 from tuibatch.pricing import load_prices
 from tuibatch.sim import SimulatorThread, content_item_id
 from tuibatch.store import Event, Row, Store
-
-from conftest import write_items
 
 KEY = "dummy-test-key"
 AGENT = "sim-agent"
@@ -286,20 +287,26 @@ async def test_per_day_quota_with_launches_in_flight_pauses_instead_of_waiting_a
 
 async def test_transient_errors_while_polling_never_fail_the_item(tmp_path: Path, sim: SimulatorThread) -> None:
     # more failed polls than --max-attempts allows launches: polling errors are not attempts
-    out = await run_engine(tmp_path, sim, max_attempts=2, faults=[
-        {"item": K0, "fault": "http", "code": 503, "on": "get", "times": 4},
+    out = await run_engine(tmp_path, sim, max_attempts=2, timeout_s=0.4, faults=[
+        {"item": K0, "fault": "http", "code": 503, "on": "get", "times": 3},
+        {"item": K0, "fault": "http", "code": 429, "on": "get", "retry_delay": "0.1s", "times": 1},
         {"item": K0, "fault": "drop", "on": "get", "times": 1},
+        {"item": K0, "fault": "hang", "on": "get", "seconds": 3, "times": 1},
     ])
     row = out.rows[K0]
     assert row.state == "done" and row.output
-    assert row.attempts == 1 and row.relaunches == 0
+    assert row.attempts == 1 and row.relaunches == 0 and row.err_code is None
     poll_errors = out.of_kind(K0, "poll_error")
-    assert len(poll_errors) == 5
+    assert len(poll_errors) == 6
+    assert any("timed out" in (e.message or "") for e in poll_errors)
     st = item_stats(out, K0)
-    assert st["launches"] == 1 and st["creates"] == 1
-    assert st["gets"] >= 6
+    assert st["launches"] == 1 and st["creates"] == 1 and len(st["runs"]) == 1
+    assert st["gets"] >= 7
     # one request per poll the engine made: every failure at the server is one recorded poll error
-    assert out.sim["by_code"].get("503", 0) + out.sim["by_code"].get("dropped", 0) == 5
+    codes = out.sim["by_code"]
+    assert codes.get("503") == 3 and codes.get("429") == 1 and codes.get("dropped") == 1
+    assert codes.get("hung") == 1
+    assert out.paused[0] is False
 
 
 async def test_run_unknown_to_the_service_is_launched_again(tmp_path: Path, sim: SimulatorThread) -> None:
@@ -400,6 +407,29 @@ async def test_model_503_is_retried(tmp_path: Path, sim: SimulatorThread) -> Non
     assert out.sim["items"][sim_id]["creates"] == 3 and out.sim["items"][sim_id]["completed"] == 1
 
 
+@pytest.mark.parametrize("fault", ["drop", "hang"])
+async def test_model_network_failure_is_retried_as_in_doubt(tmp_path: Path, sim: SimulatorThread,
+                                                             fault: str) -> None:
+    items, sim_id = _model_item(tmp_path)
+    out = await run_engine(tmp_path, sim, items=items, agent=None, model=MODEL, timeout_s=0.4,
+                           faults=[{"item": sim_id, "fault": fault, "seconds": 3, "times": 1}])
+    row = out.rows[K0]
+    assert row.state == "done" and row.output
+    assert row.attempts == 2 and row.relaunches == 1
+    (retry,) = out.retries(K0)
+    assert retry.http_code is None
+    assert out.sim["by_route"]["generate"] == 2
+    assert out.sim["by_code"].get("hung" if fault == "hang" else "dropped") == 1
+
+
+async def test_unknown_model_pauses_the_batch(tmp_path: Path, sim: SimulatorThread) -> None:
+    out = await run_engine(tmp_path, sim, 3, agent=None, model="gemini-0-nonexistent")
+    assert out.paused[0] is True and "unknown agent or model" in out.paused[1]
+    assert out.states() == {f"item-{i:04d}": "pending" for i in range(3)}
+    assert all(r.attempts == 0 and r.err_code is None for r in out.rows.values())
+    assert out.sim["by_route"]["generate"] == 1 and out.sim["by_code"] == {"404": 1}
+
+
 # ---------------------------------------------------------------------------- labels
 
 
@@ -427,3 +457,86 @@ async def test_labels_the_simulator_received_follow_googles_rules(tmp_path: Path
         seen.add(labels["tuibatch_item"])
         assert labels["tuibatch_item"] == key_label(key)
     assert len(seen) == len(keys)
+
+
+# ------------------------------------------------------------------ the CLI, end to end
+
+
+def _db_rows(db: Path) -> dict[str, tuple[str, int, int | None, str | None]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return {k: (st, att, code, run_id) for k, st, att, code, run_id in con.execute(
+            "SELECT key, state, attempts, err_code, run_id FROM items ORDER BY seq")}
+    finally:
+        con.close()
+
+
+def test_no_key_is_one_clear_line_before_anything_is_claimed(tmp_path: Path, sim: SimulatorThread) -> None:
+    items, db = tmp_path / "items.jsonl", tmp_path / "batch.db"
+    write_items(items, 3)
+    env = cli_env(sim.url)
+    del env["GEMINI_API_KEY"]
+    out = run_cli([str(items), "--headless", "--db", str(db), "--agent", AGENT, *FAST], env=env)
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and "no API key" in lines[0] and "GEMINI_API_KEY" in lines[0]
+    assert out.stdout == ""
+    assert not db.exists()
+    assert sim.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("cause", ["401", "403", "unknown-agent", "per-day-quota"])
+def test_batch_level_failure_exits_3_with_one_message_and_fails_nothing(
+        tmp_path: Path, sim: SimulatorThread, cause: str) -> None:
+    items, db = tmp_path / "items.jsonl", tmp_path / "batch.db"
+    keys = write_items(items, 6)
+    agent, words = AGENT, ""
+    if cause in ("401", "403"):
+        sim.set_faults([{"any": True, "fault": "http", "code": int(cause), "times": None}])
+        words = {"401": "bad API key", "403": "no permission"}[cause]
+    elif cause == "per-day-quota":
+        sim.set_faults([{"any": True, "fault": "per_day_quota", "times": None}])
+        words = "per-day quota"
+    else:
+        agent, words = "no-such-agent-12-2099", "unknown agent"
+    t0 = time.monotonic()
+    out = run_cli([str(items), "--headless", "--db", str(db), "--agent", agent, "--concurrency", "2", *FAST],
+                  env=cli_env(sim.url), timeout=30)
+    assert time.monotonic() - t0 < 20  # a per-day quota's hour-long RetryInfo is not waited out
+    assert out.returncode == 3, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("tuibatch: batch paused with 6 item(s) left") and words in lines[0]
+    # no item failed, none attempted, none holding a run id: all still pending
+    rows = _db_rows(db)
+    assert rows == {k: ("pending", 0, None, None) for k in keys}
+    stats = sim.stats()
+    assert sum(s["launches"] for s in stats["items"].values()) == 0
+    touched = {label for label, s in stats["items"].items() if s["creates"]}
+    assert 1 <= len(touched) <= 2 and touched <= {key_label(keys[0]), key_label(keys[1])}
+    assert stats["requests"] == sum(s["creates"] for s in stats["items"].values())
+
+
+def test_api_key_never_reaches_checkpoint_log_or_export(tmp_path: Path, sim: SimulatorThread) -> None:
+    items, db = tmp_path / "items.jsonl", tmp_path / "batch.db"
+    keys = write_items(items, 5)
+    echo = f"API key not valid: {KEY}"  # a service or proxy that echoes the key back
+    sim.set_faults([
+        {"item": keys[0], "fault": "http", "code": 400, "message": echo, "times": None},
+        {"item": keys[1], "fault": "http", "code": 503, "message": echo, "times": 1},
+        {"item": keys[2], "fault": "drop", "times": 1},
+        {"item": keys[3], "fault": "run_failed", "status": "failed", "message": echo, "times": None},
+        {"item": keys[4], "fault": "http", "code": 503, "on": "get", "message": echo, "times": 1},
+    ])
+    out = run_cli([str(items), "--headless", "--db", str(db), "--agent", AGENT, *FAST], env=cli_env(sim.url))
+    assert out.returncode == 1, out.stderr  # two items failed
+    rows = _db_rows(db)
+    assert {k: v[0] for k, v in rows.items()} == {
+        keys[0]: "failed", keys[1]: "done", keys[2]: "done", keys[3]: "failed", keys[4]: "done"}
+    exported = run_cli(["export", "--db", str(db)])
+    assert exported.returncode == 0
+    assert "API key not valid" in exported.stdout  # the message is kept, only the key is not
+    assert KEY not in out.stdout and KEY not in out.stderr and KEY not in exported.stdout
+    for f in tmp_path.iterdir():
+        if f.name.startswith("batch.db"):
+            assert KEY.encode() not in f.read_bytes(), f.name

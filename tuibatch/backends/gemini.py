@@ -142,8 +142,7 @@ class GeminiBackend:
 
     # ---------------------------------------------------------------- parsing
 
-    @staticmethod
-    def _interaction(it: Any) -> RunResult:
+    def _interaction(self, it: Any) -> RunResult:
         status = str(getattr(it, "status", None) or "in_progress")
         usage = Usage()
         u = getattr(it, "usage", None)
@@ -163,6 +162,8 @@ class GeminiBackend:
         if errors:
             error = "; ".join(
                 f"{getattr(e, 'code', '') or ''} {getattr(e, 'message', '') or ''}".strip() for e in errors)
+        if error:  # a run's error text goes to the checkpoint, the log and the export
+            error = self._scrub(error)
         return RunResult(run_id=str(it.id), status=status, output=output, usage=usage, error=error)
 
     def _scrub(self, text: str) -> str:
