@@ -162,6 +162,27 @@ async def test_429_retry_info_delay_is_honoured(tmp_path: Path, sim: SimulatorTh
     assert out.paused[0] is False  # per-minute quota: retried, not a batch pause
 
 
+@pytest.mark.parametrize("quota_id,paused", [
+    ("GenerateRequestsPerMinutePerProjectPerModel", False),
+    ("GenerateRequestsPerDayPerProjectPerModel", True),
+])
+async def test_429_per_minute_and_per_day_are_told_apart_by_quota_id(
+        tmp_path: Path, sim: SimulatorThread, quota_id: str, paused: bool) -> None:
+    # identical answers but for QuotaFailure.violations[].quotaId
+    out = await run_engine(tmp_path, sim, faults=[{
+        "item": K0, "fault": "http", "code": 429, "times": 1, "retry_delay": "0.1s", "quota_id": quota_id}])
+    row = out.rows[K0]
+    assert out.paused[0] is paused
+    if paused:
+        assert row.state == "pending" and row.attempts == 0 and out.retries(K0) == []
+        assert item_stats(out, K0)["creates"] == 1
+    else:
+        assert row.state == "done" and row.attempts == 2
+        assert [e.http_code for e in out.retries(K0)] == [429]
+        assert item_stats(out, K0)["creates"] == 2
+    assert row.err_code is None  # a per-minute 429 that cleared leaves no error behind
+
+
 async def test_retry_after_header_is_honoured(tmp_path: Path, sim: SimulatorThread) -> None:
     out = await run_engine(tmp_path, sim, faults=[{
         "item": K0, "fault": "http", "code": 429, "times": 1, "retry_after": 0.6}])

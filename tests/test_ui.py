@@ -155,7 +155,6 @@ async def test_skip_running_cancels_on_service_and_q_detaches(tmp_path: Path,
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="skip confirmation")
             await pilot.press("y")
             await until(pilot, lambda: cancels(sim) == 1, what="cancel at the simulator")
-            await until(pilot, lambda: state_of(app, key), what="state read")
             await until(pilot, lambda: _is(state_of(app, key), "skipped"), what="item skipped")
             assert cancels(sim) == 1
             await pilot.press("q")
@@ -163,6 +162,11 @@ async def test_skip_running_cancels_on_service_and_q_detaches(tmp_path: Path,
             await pilot.press("d")
         assert app.outcome == "detach"
         assert worker.alive, "detach must leave the worker running"
+
+
+async def _control_paused(app: BatchApp) -> bool:
+    assert app.store is not None
+    return (await app.store.control()).get("paused") == "1"
 
 
 async def _is(value: Awaitable[str], expected: str) -> bool:
@@ -224,8 +228,8 @@ async def test_retry_filters_detail_and_navigation(tmp_path: Path, workers: list
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="bulk confirmation")
             await pilot.press("n")
             assert app.table.tagged == {"article-0002", "article-0003"}
-            await pilot.press("space", "k", "space")  # untag 0004? no: cursor at 4 → tag it; then untag
-            app.table.tagged.clear()
+            await pilot.press("k", "k", "space", "space")  # space again untags
+            assert app.table.tagged == set()
             # r on the failed item: re-runs it (the exited worker is started again)
             await pilot.press("g", "j", "j", "r")
             await until(pilot, lambda: _is(state_of(app, "article-0002"), "done"), timeout=30,
@@ -285,7 +289,11 @@ async def test_watch_mode_help_and_palette(tmp_path: Path) -> None:
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("ctrl+p")
         await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette", what="palette")
-        await pilot.press("escape")
+        await pilot.press(*"Pause")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        assert app.store is not None
+        await until(pilot, lambda: _control_paused(app), what="pause from the command palette")
         await pilot.press("q")
     assert app.outcome == "quit"
 

@@ -230,7 +230,7 @@ class Engine:
                     if self._stop.is_set():
                         await self.store.unclaim(row.seq, "stopped before launch")
                         return None
-                    if row.seq in self._cancel_flags or await self.store.cancel_requested(row.seq):
+                    if row.seq in self._cancel_flags:
                         await self.store.finish(row.seq, "skipped", a=Attempt(outcome="skipped", message="skipped by user"))
                         return None
                     await self.pacer.before_launch(tokens_guess, self._stop)
@@ -274,9 +274,8 @@ class Engine:
         assert isinstance(exc, Failure)
         delay = rs.next_action.sleep if rs.next_action else 0.0
         updated = await self.store.record_attempt(row.seq, Attempt(
-            outcome="retry", http_code=exc.code, delay=delay, message=exc.short()), error_class=exc.kind.value)
-        if exc.in_doubt:
-            await self.store.note_relaunch(row.seq, f"in-doubt relaunch after {exc.error_class}: the run may have started")
+            outcome="retry", http_code=exc.code, delay=delay, message=exc.short()), error_class=exc.kind.value,
+            relaunch=exc.in_doubt)
         self.log(f"{row.key}: attempt {updated.attempts} {exc.short()} → retry in {delay:.1f}s")
 
     async def _retry_sleep(self, seconds: float) -> None:
@@ -291,7 +290,7 @@ class Engine:
         while True:
             if self._stop.is_set():
                 return "stopped"
-            if row.seq in self._cancel_flags or await self.store.cancel_requested(row.seq):
+            if row.seq in self._cancel_flags:
                 await self._cancel(row, run_id)
                 return "skipped"
             if not first or interval > 0:
@@ -387,9 +386,7 @@ class Engine:
             await self._read_control()
             if was and not self._paused:
                 self._kick()
-            rows = await self.store.db.execute_fetchall(
-                "SELECT seq FROM items WHERE owner=? AND cancel_requested=1", (self.store.owner,))
-            for (seq,) in rows:
+            for seq in await self.store.mine_to_cancel():
                 if seq not in self._cancel_flags:
                     self._cancel_flags.add(seq)
                     self._kick()

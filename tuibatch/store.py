@@ -13,10 +13,11 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -24,6 +25,9 @@ from . import owner as owner_mod
 from .items import Item
 
 SCHEMA_VERSION = 1
+T = TypeVar("T")
+#: how often a busy worker looks for items abandoned by dead workers
+ORPHAN_SCAN_SECONDS = 2.0
 APP_ID = "tuibatch"
 
 STATES = ("pending", "claimed", "running", "done", "failed", "skipped")
@@ -231,6 +235,8 @@ def _check_existing(path: Path) -> None:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables:
+                return  # an empty database: nothing to lose (or another worker is creating it right now)
             if "meta" not in tables or "items" not in tables:
                 raise CheckpointError(f"{path}: not a tuibatch checkpoint (an SQLite file of another program); refusing to touch it")
             meta = dict(con.execute("SELECT k, v FROM meta").fetchall())
@@ -260,6 +266,7 @@ class Store:
         self.lease_seconds = lease_seconds
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._next_orphan_scan = 0.0
 
     # ---------------------------------------------------------------- opening
 
@@ -332,32 +339,61 @@ class Store:
 
     # ------------------------------------------------------------ transactions
 
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run *fn(con, …)* on the connection's own thread: one hop per transaction, not per statement.
+
+        The engine shares its CPU with the SDK (20–32 ms per create); a hop per statement
+        cost ~10% of throughput. aiosqlite runs every call on one thread, in order, so a
+        transaction inside *fn* is never interleaved with another and cannot be torn by
+        task cancellation.
+        """
+        return await self.db._execute(fn, self.db._conn, *args)  # type: ignore[no-any-return]
+
     def tx(self) -> _Tx:
+        """``async with store.tx() as db`` for ad-hoc multi-statement work (tests, tools)."""
         return _Tx(self)
 
-    async def _event(
-        self, db: aiosqlite.Connection, seq: int | None, kind: str, *, state: str | None = None,
-        attempt: int | None = None, a: Attempt | None = None, message: str | None = None,
-        now: float | None = None,
-    ) -> int:
+    @staticmethod
+    @contextmanager
+    def _write(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    @staticmethod
+    def _ev(con: sqlite3.Connection, seq: int | None, kind: str, *, state: str | None = None,
+            attempt: int | None = None, a: Attempt | None = None, message: str | None = None,
+            now: float | None = None) -> int:
         now = now or time.time()
         if a is None:
-            cur = await db.execute(
-                "INSERT INTO events(t, seq, kind, state, attempt, message) VALUES (?,?,?,?,?,?)",
-                (now, seq, kind, state, attempt, message),
-            )
+            cur = con.execute("INSERT INTO events(t, seq, kind, state, attempt, message) VALUES (?,?,?,?,?,?)",
+                              (now, seq, kind, state, attempt, message))
         else:
-            cur = await db.execute(
+            cur = con.execute(
                 "INSERT INTO events(t, seq, kind, state, attempt, outcome, http_code, delay, tokens_in,"
                 " tokens_out, tokens_thought, cost_usd, wasted, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (now, seq, kind, state, attempt, a.outcome, a.http_code, a.delay, a.tokens_in,
-                 a.tokens_out, a.tokens_thought, a.cost_usd, int(a.wasted), a.message or message),
-            )
+                 a.tokens_out, a.tokens_thought, a.cost_usd, int(a.wasted), a.message or message))
         event_id = cur.lastrowid
         assert event_id is not None
         if seq is not None:
-            await db.execute("UPDATE items SET changed=? WHERE seq=?", (event_id, seq))
+            con.execute("UPDATE items SET changed=? WHERE seq=?", (event_id, seq))
         return event_id
+
+    @staticmethod
+    def _get(con: sqlite3.Connection, seq: int) -> Row | None:
+        r = con.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE seq=?", (seq,)).fetchone()
+        return Row(*r) if r else None
+
+    def _mine(self, con: sqlite3.Connection, seq: int) -> Row:
+        row = self._get(con, seq)
+        if row is None or row.owner != self.owner or row.state in TERMINAL:
+            raise LostLease(seq)
+        return row
 
     # ------------------------------------------------------------------- meta
 
@@ -366,8 +402,10 @@ class Store:
         return {k: v for k, v in rows}
 
     async def set_meta(self, values: dict[str, str]) -> None:
-        async with self.tx() as db:
-            await db.executemany("INSERT OR REPLACE INTO meta(k, v) VALUES (?, ?)", list(values.items()))
+        def fn(con: sqlite3.Connection) -> None:
+            with self._write(con):
+                con.executemany("INSERT OR REPLACE INTO meta(k, v) VALUES (?, ?)", list(values.items()))
+        await self._call(fn)
 
     # ------------------------------------------------------------ items file
 
@@ -376,15 +414,18 @@ class Store:
 
         All or nothing: a refusal writes nothing.
         """
+        return await self._call(self._sync_items, items, rerun_changed)
+
+    def _sync_items(self, con: sqlite3.Connection, items: Sequence[Item], rerun_changed: bool) -> SyncReport:
         report = SyncReport(total=len(items))
-        async with self.tx() as db:
-            known = {k: (seq, h, st) for seq, k, h, st in await db.execute_fetchall(
+        with self._write(con):
+            known = {k: (seq, h, st) for seq, k, h, st in con.execute(
                 "SELECT seq, key, payload_hash, state FROM items")}
-            next_seq = (max((v[0] for v in known.values()), default=-1)) + 1
+            next_seq = max((v[0] for v in known.values()), default=-1) + 1
             changed = [it for it in items if it.key in known and known[it.key][1] != it.payload_hash]
             if changed and not rerun_changed:
                 report.changed = [it.key for it in changed]
-                raise _Refused(report)
+                raise ChangedKeys(report)
             now = time.time()
             new_rows = []
             for it in items:
@@ -393,28 +434,28 @@ class Store:
                                      it.agent, it.model, it.instruction, now, now))
                     next_seq += 1
             if new_rows:
-                await db.executemany(
+                con.executemany(
                     "INSERT INTO items(seq, key, payload_hash, input, payload, agent, model, instruction,"
                     " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)", new_rows)
                 if len(new_rows) <= 1000:
                     for r in new_rows:
-                        await self._event(db, r[0], "state", state="pending", message="added", now=now)
+                        self._ev(con, r[0], "state", state="pending", message="added", now=now)
                 else:
-                    await self._event(db, None, "info", message=f"{len(new_rows)} items added", now=now)
+                    self._ev(con, None, "info", message=f"{len(new_rows)} items added", now=now)
                 report.added = len(new_rows)
             for it in changed:
-                seq, _, state = known[it.key]
-                if state in ("claimed", "running"):
-                    row = await self._row(db, seq)
-                    if row and row.owner and not owner_mod.is_dead(row.owner) and (row.lease_until or 0) > now:
-                        report.changed = [it.key]
-                        raise _Refused(report, f"key {it.key!r} changed but is running in another worker")
-                old = await self._row(db, seq)
+                seq = known[it.key][0]
+                old = self._get(con, seq)
                 assert old is not None
-                await self._event(db, seq, "rerun", state="pending", message=json.dumps(
+                if old.state in ("claimed", "running") and old.owner and not owner_mod.is_dead(old.owner) \
+                        and (old.lease_until or 0) > now:
+                    report.changed = [it.key]
+                    raise ChangedKeys(report, f"key {it.key!r} changed but is running in another worker;"
+                                              " nothing was changed")
+                self._ev(con, seq, "rerun", state="pending", message=json.dumps(
                     {"old_state": old.state, "old_run_id": old.run_id, "old_output": old.output,
                      "old_error": old.err_message}))
-                await db.execute(
+                con.execute(
                     "UPDATE items SET payload_hash=?, input=?, payload=?, agent=?, model=?, instruction=?,"
                     " state='pending', run_id=NULL, run_target=NULL, owner=NULL, lease_until=NULL,"
                     " round_base=attempts, output=NULL, err_class=NULL, err_code=NULL, err_message=NULL,"
@@ -426,12 +467,8 @@ class Store:
 
     # ---------------------------------------------------------------- reading
 
-    async def _row(self, db: aiosqlite.Connection, seq: int) -> Row | None:
-        rows = list(await db.execute_fetchall(f"SELECT {ITEM_COLUMNS} FROM items WHERE seq=?", (seq,)))
-        return Row(*rows[0]) if rows else None
-
     async def get(self, seq: int) -> Row | None:
-        return await self._row(self.db, seq)
+        return await self._call(self._get, seq)
 
     async def get_by_key(self, key: str) -> Row | None:
         rows = list(await self.db.execute_fetchall(f"SELECT {ITEM_COLUMNS} FROM items WHERE key=?", (key,)))
@@ -453,19 +490,23 @@ class Store:
         return [Event(*r) for r in await self.db.execute_fetchall(sql, params)]
 
     async def totals(self) -> Totals:
+        return await self._call(self._totals)
+
+    @staticmethod
+    def _totals(con: sqlite3.Connection) -> Totals:
         t = Totals()
-        for state, n in await self.db.execute_fetchall("SELECT state, count(*) FROM items GROUP BY state"):
+        for state, n in con.execute("SELECT state, count(*) FROM items GROUP BY state"):
             t.counts[state] = n
         t.total = sum(t.counts.values())
-        row = list(await self.db.execute_fetchall(
+        (t.tokens_in, t.tokens_out, t.tokens_thought, t.cost_usd, t.unpriced, t.relaunches) = con.execute(
             "SELECT coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0), coalesce(sum(tokens_thought),0),"
-            " coalesce(sum(cost_usd),0), coalesce(sum(1-price_known),0), coalesce(sum(relaunches),0) FROM items"))[0]
-        t.tokens_in, t.tokens_out, t.tokens_thought, t.cost_usd, t.unpriced, t.relaunches = row
-        wasted = list(await self.db.execute_fetchall(
-            "SELECT coalesce(sum(cost_usd),0) FROM events WHERE wasted=1"))[0][0]
+            " coalesce(sum(cost_usd),0), coalesce(sum(1-price_known),0), coalesce(sum(relaunches),0)"
+            " FROM items").fetchone()
+        wasted = con.execute("SELECT coalesce(sum(cost_usd),0) FROM events WHERE wasted=1").fetchone()[0]
         # An in-doubt relaunch paid for a run whose result is lost: estimate it at the item's own cost.
-        relaunch_waste = list(await self.db.execute_fetchall(
-            "SELECT coalesce(sum(cost_usd * relaunches * 1.0 / (relaunches + 1)), 0) FROM items WHERE relaunches>0"))[0][0]
+        relaunch_waste = con.execute(
+            "SELECT coalesce(sum(cost_usd * relaunches * 1.0 / (relaunches + 1)), 0) FROM items"
+            " WHERE relaunches>0").fetchone()[0]
         t.wasted_usd = float(wasted) + float(relaunch_waste)
         return t
 
@@ -477,70 +518,86 @@ class Store:
     async def control(self) -> dict[str, str]:
         return {k: v for k, v in await self.db.execute_fetchall("SELECT k, v FROM control")}
 
+    async def set_control(self, values: dict[str, str]) -> None:
+        def fn(con: sqlite3.Connection) -> None:
+            with self._write(con):
+                con.executemany("INSERT OR REPLACE INTO control(k, v) VALUES (?, ?)", list(values.items()))
+        await self._call(fn)
+
     async def set_paused(self, paused: bool, reason: str = "", *, kind: str = "user") -> bool:
         """Pause or resume claiming for every worker on this checkpoint; returns whether it changed."""
-        async with self.tx() as db:
-            cur = {k: v for k, v in await db.execute_fetchall("SELECT k, v FROM control")}
-            was = cur.get("paused") == "1"
-            if was == paused and (not paused or cur.get("pause_reason") == reason):
-                return False
-            if paused:
-                await db.executemany("INSERT OR REPLACE INTO control(k, v) VALUES (?, ?)",
-                                     [("paused", "1"), ("pause_reason", reason), ("pause_kind", kind)])
-                await self._event(db, None, "pause", message=reason or "paused")
-            else:
-                await db.execute("DELETE FROM control WHERE k IN ('paused','pause_reason','pause_kind')")
-                await self._event(db, None, "resume", message=reason or "resumed")
-            return True
-
-    async def set_control(self, values: dict[str, str]) -> None:
-        async with self.tx() as db:
-            await db.executemany("INSERT OR REPLACE INTO control(k, v) VALUES (?, ?)", list(values.items()))
+        def fn(con: sqlite3.Connection) -> bool:
+            with self._write(con):
+                cur = dict(con.execute("SELECT k, v FROM control").fetchall())
+                was = cur.get("paused") == "1"
+                if was == paused and (not paused or cur.get("pause_reason") == reason):
+                    return False
+                if paused:
+                    con.executemany("INSERT OR REPLACE INTO control(k, v) VALUES (?, ?)",
+                                    [("paused", "1"), ("pause_reason", reason), ("pause_kind", kind)])
+                    self._ev(con, None, "pause", message=reason or "paused")
+                else:
+                    con.execute("DELETE FROM control WHERE k IN ('paused','pause_reason','pause_kind')")
+                    self._ev(con, None, "resume", message=reason or "resumed")
+                return True
+        return await self._call(fn)
 
     async def note(self, message: str, seq: int | None = None, kind: str = "info") -> None:
-        async with self.tx() as db:
-            await self._event(db, seq, kind, message=message)
+        def fn(con: sqlite3.Connection) -> None:
+            with self._write(con):
+                self._ev(con, seq, kind, message=message)
+        await self._call(fn)
 
     # ------------------------------------------------------------------ claims
 
     async def claim(self) -> Claim | None:
         """Take one item for this worker: an abandoned one first, else the next pending one."""
+        return await self._call(self._claim)
+
+    def _claim(self, con: sqlite3.Connection) -> Claim | None:
         now = time.time()
         lease = now + self.lease_seconds
-        async with self.tx() as db:
-            holders = await db.execute_fetchall(
-                "SELECT DISTINCT owner FROM items WHERE state IN ('claimed','running') AND owner IS NOT NULL"
-                " AND owner != ?", (self.owner,))
-            dead = [o for (o,) in holders if owner_mod.is_dead(o)]
-            marks = ",".join("?" * len(dead))
-            orphan_sql = (
-                f"SELECT seq FROM items WHERE state IN ('claimed','running') AND (owner IS NULL"
-                f" OR lease_until < ?{f' OR owner IN ({marks})' if dead else ''}) AND (owner IS NULL OR owner != ?)"
-                f" ORDER BY seq LIMIT 1")
-            rows = list(await db.execute_fetchall(orphan_sql, (now, *dead, self.owner)))
-            if rows:
-                seq = rows[0][0]
-                old = await self._row(db, seq)
-                assert old is not None
-                await db.execute("UPDATE items SET owner=?, lease_until=?, updated_at=? WHERE seq=?",
-                                 (self.owner, lease, now, seq))
-                resume = old.run_id is not None and old.state == "running"
-                await self._event(db, seq, "takeover", state=old.state, message=(
-                    f"taken over from {old.owner or 'no owner'}: "
-                    + ("resume polling run " + str(old.run_id) if resume else "launch again (in doubt)")))
-                row = await self._row(db, seq)
-                assert row is not None
-                return Claim(row, in_doubt=not resume, resume=resume)
-            rows = list(await db.execute_fetchall(
+        with self._write(con):
+            if now >= self._next_orphan_scan:
+                claim = self._take_orphan(con, now, lease)
+                if claim is not None:
+                    return claim
+                self._next_orphan_scan = now + ORPHAN_SCAN_SECONDS
+            r = con.execute(
                 "UPDATE items SET state='claimed', owner=?, lease_until=?, updated_at=?, started_at=?"
                 " WHERE seq=(SELECT seq FROM items WHERE state='pending' ORDER BY seq LIMIT 1)"
-                f" RETURNING {ITEM_COLUMNS}", (self.owner, lease, now, now)))
-            if not rows:
+                f" RETURNING {ITEM_COLUMNS}", (self.owner, lease, now, now)).fetchone()
+            if r is None:
+                self._next_orphan_scan = 0.0  # nothing pending: look for abandoned work every time
                 return None
-            row = Row(*rows[0])
-            await self._event(db, row.seq, "state", state="claimed", message=f"by {self.owner}", now=now)
-            row.changed = row.changed + 1
+            row = Row(*r)
+            row.changed = self._ev(con, row.seq, "state", state="claimed", message=f"by {self.owner}", now=now)
             return Claim(row)
+
+    def _take_orphan(self, con: sqlite3.Connection, now: float, lease: float) -> Claim | None:
+        holders = con.execute(
+            "SELECT DISTINCT owner FROM items WHERE state IN ('claimed','running') AND owner IS NOT NULL"
+            " AND owner != ?", (self.owner,)).fetchall()
+        dead = [o for (o,) in holders if owner_mod.is_dead(o)]
+        marks = ",".join("?" * len(dead))
+        r = con.execute(
+            f"SELECT seq FROM items WHERE state IN ('claimed','running') AND (owner IS NULL"
+            f" OR lease_until < ?{f' OR owner IN ({marks})' if dead else ''}) AND (owner IS NULL OR owner != ?)"
+            f" ORDER BY seq LIMIT 1", (now, *dead, self.owner)).fetchone()
+        if r is None:
+            return None
+        old = self._get(con, r[0])
+        assert old is not None
+        con.execute("UPDATE items SET owner=?, lease_until=?, updated_at=? WHERE seq=?",
+                    (self.owner, lease, now, old.seq))
+        resume = old.run_id is not None and old.state == "running"
+        self._ev(con, old.seq, "takeover", state=old.state, message=(
+            f"taken over from {old.owner or 'no owner'}: "
+            + (f"resume polling run {old.run_id}" if resume else "launch again (in doubt)")))
+        row = self._get(con, old.seq)
+        assert row is not None
+        self._next_orphan_scan = 0.0  # there may be more
+        return Claim(row, in_doubt=not resume, resume=resume)
 
     async def work_left(self) -> tuple[int, int]:
         """(pending, in flight anywhere) — whether a worker still has a reason to stay."""
@@ -549,109 +606,122 @@ class Store:
         return rows.get("pending", 0), rows.get("claimed", 0) + rows.get("running", 0)
 
     async def renew_leases(self) -> None:
-        async with self.tx() as db:
-            await db.execute(
-                "UPDATE items SET lease_until=? WHERE owner=? AND state IN ('claimed','running')",
-                (time.time() + self.lease_seconds, self.owner))
+        def fn(con: sqlite3.Connection) -> None:
+            with self._write(con):
+                con.execute("UPDATE items SET lease_until=? WHERE owner=? AND state IN ('claimed','running')",
+                            (time.time() + self.lease_seconds, self.owner))
+        await self._call(fn)
 
     async def release_mine(self) -> int:
         """On a clean stop: keep state and run ids, drop the leases so the next run resumes at once."""
-        async with self.tx() as db:
-            cur = await db.execute(
-                "UPDATE items SET owner=NULL, lease_until=NULL WHERE owner=? AND state IN ('claimed','running')",
-                (self.owner,))
-            return cur.rowcount
+        def fn(con: sqlite3.Connection) -> int:
+            with self._write(con):
+                return con.execute(
+                    "UPDATE items SET owner=NULL, lease_until=NULL WHERE owner=? AND state IN ('claimed','running')",
+                    (self.owner,)).rowcount
+        return await self._call(fn)
 
-    async def _mine(self, db: aiosqlite.Connection, seq: int) -> Row:
-        row = await self._row(db, seq)
-        if row is None or row.owner != self.owner or row.state in TERMINAL:
-            raise LostLease(seq)
-        return row
+    async def mine_to_cancel(self) -> list[int]:
+        return [s for (s,) in await self.db.execute_fetchall(
+            "SELECT seq FROM items WHERE owner=? AND cancel_requested=1", (self.owner,))]
 
     # ------------------------------------------------------------ transitions
 
-    async def record_attempt(self, seq: int, a: Attempt, *, count: bool = True,
-                             error_class: str | None = None) -> Row:
+    async def record_attempt(self, seq: int, a: Attempt, *, error_class: str | None = None,
+                             relaunch: bool = False) -> Row:
         """A launch attempt that did not start a run (error): counted, costed, item stays claimed."""
-        async with self.tx() as db:
-            row = await self._mine(db, seq)
-            attempt = row.attempts + 1 if count else row.attempts
-            await db.execute(
-                "UPDATE items SET attempts=?, err_class=?, err_code=?, err_message=?, err_delay=?,"
-                " tokens_in=tokens_in+?, tokens_out=tokens_out+?, tokens_thought=tokens_thought+?,"
-                " cost_usd=cost_usd+?, lease_until=?, updated_at=? WHERE seq=?",
-                (attempt, error_class, a.http_code, a.message, a.delay, a.tokens_in, a.tokens_out,
-                 a.tokens_thought, a.cost_usd, time.time() + self.lease_seconds, time.time(), seq))
-            await self._event(db, seq, "attempt", attempt=attempt, a=a)
-            row.attempts = attempt
-            return row
+        def fn(con: sqlite3.Connection) -> Row:
+            now = time.time()
+            with self._write(con):
+                row = self._mine(con, seq)
+                row.attempts += 1
+                con.execute(
+                    "UPDATE items SET attempts=?, err_class=?, err_code=?, err_message=?, err_delay=?,"
+                    " tokens_in=tokens_in+?, tokens_out=tokens_out+?, tokens_thought=tokens_thought+?,"
+                    " cost_usd=cost_usd+?, relaunches=relaunches+?, lease_until=?, updated_at=? WHERE seq=?",
+                    (row.attempts, error_class, a.http_code, a.message, a.delay, a.tokens_in, a.tokens_out,
+                     a.tokens_thought, a.cost_usd, int(relaunch), now + self.lease_seconds, now, seq))
+                self._ev(con, seq, "attempt", attempt=row.attempts, a=a, now=now)
+                if relaunch:
+                    self._ev(con, seq, "relaunch", message="in-doubt relaunch: the failed launch may have"
+                             " started a run", now=now)
+                return row
+        return await self._call(fn)
 
-    async def mark_running(self, seq: int, run_id: str, target: str, *, relaunch: bool = False) -> None:
+    async def mark_running(self, seq: int, run_id: str, target: str) -> None:
         """Record the run id in the same transaction that moves the item to running."""
-        now = time.time()
-        async with self.tx() as db:
-            row = await self._mine(db, seq)
-            attempt = row.attempts + 1
-            await db.execute(
-                "UPDATE items SET state='running', run_id=?, run_target=?, attempts=?, relaunches=relaunches+?,"
-                " lease_until=?, updated_at=? WHERE seq=?",
-                (run_id, target, attempt, int(relaunch), now + self.lease_seconds, now, seq))
-            await self._event(db, seq, "attempt", attempt=attempt, a=Attempt(outcome="launched", message=run_id), now=now)
-            await self._event(db, seq, "state", state="running", attempt=attempt, message=run_id, now=now)
+        def fn(con: sqlite3.Connection) -> None:
+            now = time.time()
+            with self._write(con):
+                attempt = self._mine(con, seq).attempts + 1
+                con.execute(
+                    "UPDATE items SET state='running', run_id=?, run_target=?, attempts=?, lease_until=?,"
+                    " updated_at=? WHERE seq=?", (run_id, target, attempt, now + self.lease_seconds, now, seq))
+                self._ev(con, seq, "attempt", attempt=attempt, a=Attempt(outcome="launched", message=run_id),
+                         now=now)
+                self._ev(con, seq, "state", state="running", attempt=attempt, message=run_id, now=now)
+        await self._call(fn)
 
-    async def note_relaunch(self, seq: int, why: str) -> None:
-        async with self.tx() as db:
-            await self._mine(db, seq)
-            await db.execute("UPDATE items SET relaunches=relaunches+1 WHERE seq=?", (seq,))
-            await self._event(db, seq, "relaunch", message=why)
+    async def note_relaunch(self, seq: int, why: str, *, back_to_claimed: bool = False) -> None:
+        """Count a launch that may pay twice; with *back_to_claimed* the lost run id is dropped too."""
+        def fn(con: sqlite3.Connection) -> None:
+            with self._write(con):
+                self._mine(con, seq)
+                if back_to_claimed:
+                    con.execute("UPDATE items SET state='claimed', run_id=NULL, relaunches=relaunches+1,"
+                                " updated_at=? WHERE seq=?", (time.time(), seq))
+                else:
+                    con.execute("UPDATE items SET relaunches=relaunches+1 WHERE seq=?", (seq,))
+                self._ev(con, seq, "relaunch", state="claimed" if back_to_claimed else None, message=why)
+        await self._call(fn)
 
     async def forget_run(self, seq: int, why: str) -> None:
         """The service no longer knows this run: back to claimed so it is launched again."""
-        async with self.tx() as db:
-            await self._mine(db, seq)
-            await db.execute("UPDATE items SET state='claimed', run_id=NULL, relaunches=relaunches+1,"
-                             " updated_at=? WHERE seq=?", (time.time(), seq))
-            await self._event(db, seq, "relaunch", state="claimed", message=why)
+        await self.note_relaunch(seq, why, back_to_claimed=True)
 
     async def finish(self, seq: int, state: str, *, run_id: str | None = None, output: str | None = None,
                      a: Attempt | None = None, error_class: str | None = None, count_attempt: bool = False,
                      price_known: bool = True) -> Row:
         """Commit a terminal state with its result; a finished result is never overwritten."""
         assert state in TERMINAL
-        now = time.time()
-        async with self.tx() as db:
-            row = await self._mine(db, seq)
-            a = a or Attempt(outcome=state)
-            attempts = row.attempts + (1 if count_attempt else 0)
-            err = (error_class, a.http_code, a.message, a.delay) if state != "done" else (None, None, None, None)
-            await db.execute(
-                "UPDATE items SET state=?, run_id=coalesce(?, run_id), output=?, attempts=?,"
-                " tokens_in=tokens_in+?, tokens_out=tokens_out+?, tokens_thought=tokens_thought+?,"
-                " cost_usd=cost_usd+?, price_known=price_known*?, err_class=?, err_code=?, err_message=?,"
-                " err_delay=?, owner=NULL, lease_until=NULL, cancel_requested=0, finished_at=?, updated_at=?"
-                " WHERE seq=?",
-                (state, run_id, output, attempts, a.tokens_in, a.tokens_out, a.tokens_thought, a.cost_usd,
-                 int(price_known), *err, now, now, seq))
-            if a.tokens_in or a.tokens_out or a.cost_usd or count_attempt:
-                await self._event(db, seq, "attempt", attempt=attempts, a=a, now=now)
-            await self._event(db, seq, "state", state=state, attempt=attempts,
-                              message=a.message if state != "done" else None, now=now)
-            new = await self._row(db, seq)
-            assert new is not None
-            return new
+        a = a or Attempt(outcome=state)
+
+        def fn(con: sqlite3.Connection) -> Row:
+            now = time.time()
+            with self._write(con):
+                row = self._mine(con, seq)
+                attempts = row.attempts + (1 if count_attempt else 0)
+                err = (error_class, a.http_code, a.message, a.delay) if state != "done" else (None,) * 4
+                r = con.execute(
+                    "UPDATE items SET state=?, run_id=coalesce(?, run_id), output=?, attempts=?,"
+                    " tokens_in=tokens_in+?, tokens_out=tokens_out+?, tokens_thought=tokens_thought+?,"
+                    " cost_usd=cost_usd+?, price_known=price_known*?, err_class=?, err_code=?, err_message=?,"
+                    " err_delay=?, owner=NULL, lease_until=NULL, cancel_requested=0, finished_at=?,"
+                    f" updated_at=? WHERE seq=? RETURNING {ITEM_COLUMNS}",
+                    (state, run_id, output, attempts, a.tokens_in, a.tokens_out, a.tokens_thought, a.cost_usd,
+                     int(price_known), *err, now, now, seq)).fetchone()
+                if a.tokens_in or a.tokens_out or a.cost_usd or count_attempt:
+                    self._ev(con, seq, "attempt", attempt=attempts, a=a, now=now)
+                new = Row(*r)
+                new.changed = self._ev(con, seq, "state", state=state, attempt=attempts,
+                                       message=a.message if state != "done" else None, now=now)
+                return new
+        return await self._call(fn)
 
     async def unclaim(self, seq: int, why: str) -> None:
-        """Give an unlaunched item back (batch-level pause): not failed, not attempted."""
-        async with self.tx() as db:
-            row = await self._row(db, seq)
-            if row is None or row.owner != self.owner:
-                return
-            if row.state == "claimed" and row.run_id is None:
-                await db.execute("UPDATE items SET state='pending', owner=NULL, lease_until=NULL,"
-                                 " updated_at=? WHERE seq=?", (time.time(), seq))
-                await self._event(db, seq, "state", state="pending", message=why)
-            else:
-                await db.execute("UPDATE items SET owner=NULL, lease_until=NULL WHERE seq=?", (seq,))
+        """Give an unlaunched item back (batch-level pause, stop): not failed, not attempted."""
+        def fn(con: sqlite3.Connection) -> None:
+            with self._write(con):
+                row = self._get(con, seq)
+                if row is None or row.owner != self.owner:
+                    return
+                if row.state == "claimed" and row.run_id is None:
+                    con.execute("UPDATE items SET state='pending', owner=NULL, lease_until=NULL,"
+                                " updated_at=? WHERE seq=?", (time.time(), seq))
+                    self._ev(con, seq, "state", state="pending", message=why)
+                else:
+                    con.execute("UPDATE items SET owner=NULL, lease_until=NULL WHERE seq=?", (seq,))
+        await self._call(fn)
 
     async def cancel_requested(self, seq: int) -> bool:
         rows = list(await self.db.execute_fetchall("SELECT cancel_requested FROM items WHERE seq=?", (seq,)))
@@ -661,68 +731,67 @@ class Store:
 
     async def skip(self, keys: Sequence[str]) -> dict[str, str]:
         """pending/failed → skipped at once; claimed/running → flagged for the owner to cancel."""
-        out: dict[str, str] = {}
-        now = time.time()
-        async with self.tx() as db:
-            for key in keys:
-                rows = list(await db.execute_fetchall(f"SELECT {ITEM_COLUMNS} FROM items WHERE key=?", (key,)))
-                if not rows:
-                    out[key] = "unknown key"
-                    continue
-                row = Row(*rows[0])
-                if row.state in ("pending", "failed"):
-                    await db.execute("UPDATE items SET state='skipped', owner=NULL, lease_until=NULL,"
-                                     " finished_at=?, updated_at=? WHERE seq=?", (now, now, row.seq))
-                    await self._event(db, row.seq, "state", state="skipped", message="skipped by user", now=now)
-                    out[key] = "skipped"
-                elif row.state in ("claimed", "running"):
-                    await db.execute("UPDATE items SET cancel_requested=1, updated_at=? WHERE seq=?", (now, row.seq))
-                    await self._event(db, row.seq, "cancel", message="skip requested: cancelling the run", now=now)
-                    out[key] = "cancelling"
-                else:
-                    out[key] = f"already {row.state}"
-        return out
+        def fn(con: sqlite3.Connection) -> dict[str, str]:
+            out: dict[str, str] = {}
+            now = time.time()
+            with self._write(con):
+                for key in keys:
+                    r = con.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE key=?", (key,)).fetchone()
+                    if r is None:
+                        out[key] = "unknown key"
+                        continue
+                    row = Row(*r)
+                    if row.state in ("pending", "failed"):
+                        con.execute("UPDATE items SET state='skipped', owner=NULL, lease_until=NULL,"
+                                    " finished_at=?, updated_at=? WHERE seq=?", (now, now, row.seq))
+                        self._ev(con, row.seq, "state", state="skipped", message="skipped by user", now=now)
+                        out[key] = "skipped"
+                    elif row.state in ("claimed", "running"):
+                        con.execute("UPDATE items SET cancel_requested=1, updated_at=? WHERE seq=?", (now, row.seq))
+                        self._ev(con, row.seq, "cancel", message="skip requested: cancelling the run", now=now)
+                        out[key] = "cancelling"
+                    else:
+                        out[key] = f"already {row.state}"
+            return out
+        return await self._call(fn)
 
     async def retry(self, keys: Sequence[str] | None = None, *, failed: bool = False) -> int:
         """failed/skipped → pending; the attempt history stays, the attempt budget starts again."""
-        now = time.time()
-        async with self.tx() as db:
-            if failed:
-                seqs = [s for (s,) in await db.execute_fetchall("SELECT seq FROM items WHERE state='failed'")]
-            else:
-                marks = ",".join("?" * len(keys or []))
-                seqs = [s for (s,) in await db.execute_fetchall(
-                    f"SELECT seq FROM items WHERE key IN ({marks}) AND state IN ('failed','skipped')",
-                    tuple(keys or []))]
-            for seq in seqs:
-                await db.execute(
-                    "UPDATE items SET state='pending', run_id=NULL, run_target=NULL, owner=NULL,"
-                    " lease_until=NULL, round_base=attempts, output=NULL, cancel_requested=0,"
-                    " finished_at=NULL, updated_at=? WHERE seq=?", (now, seq))
-                await self._event(db, seq, "state", state="pending", message="retry requested", now=now)
-            return len(seqs)
-
-    async def mark_cancelled(self, seq: int, message: str) -> None:
-        """Skip a cancelled item that no live worker holds (used by the owner or a takeover)."""
-        await self.finish(seq, "skipped", a=Attempt(outcome="cancelled", message=message))
+        def fn(con: sqlite3.Connection) -> int:
+            now = time.time()
+            with self._write(con):
+                if failed:
+                    seqs = [s for (s,) in con.execute("SELECT seq FROM items WHERE state='failed'")]
+                else:
+                    marks = ",".join("?" * len(keys or []))
+                    seqs = [s for (s,) in con.execute(
+                        f"SELECT seq FROM items WHERE key IN ({marks}) AND state IN ('failed','skipped')",
+                        tuple(keys or []))]
+                for seq in seqs:
+                    con.execute(
+                        "UPDATE items SET state='pending', run_id=NULL, run_target=NULL, owner=NULL,"
+                        " lease_until=NULL, round_base=attempts, output=NULL, cancel_requested=0,"
+                        " finished_at=NULL, updated_at=? WHERE seq=?", (now, seq))
+                    self._ev(con, seq, "state", state="pending", message="retry requested", now=now)
+                return len(seqs)
+        return await self._call(fn)
 
 
 class LostLease(Exception):
     """Another worker took this item over (our lease lapsed): stop touching it."""
 
 
-class _Refused(Exception):
+class ChangedKeys(Exception):
+    """The items file changed payloads of keys already in the checkpoint."""
+
     def __init__(self, report: SyncReport, message: str | None = None):
         super().__init__(message or "changed payloads")
         self.report = report
         self.message = message
 
 
-ChangedKeys = _Refused
-
-
 class _Tx:
-    """``async with store.tx() as db``: one BEGIN IMMEDIATE … COMMIT, serialised within the process."""
+    """One BEGIN IMMEDIATE … COMMIT through the async API, serialised within the process."""
 
     def __init__(self, store: Store):
         self.store = store
@@ -738,9 +807,6 @@ class _Tx:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            if exc_type is None:
-                await self.store.db.execute("COMMIT")
-            else:
-                await self.store.db.execute("ROLLBACK")
+            await self.store.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         finally:
             self.store._lock.release()

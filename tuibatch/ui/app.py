@@ -180,7 +180,7 @@ class BatchApp(App[int]):
         last = await store.last_event_id()
         now = self.now()
         changed = last != self._last_id
-        if changed or force or now - self._last_snap_at >= 1.0 or self.worker is not None:
+        if changed or force or now - self._last_snap_at >= 1.0:
             self.snap = await data.snapshot(store, now)
             self._last_snap_at = now
             self._paint_header()
@@ -222,7 +222,7 @@ class BatchApp(App[int]):
             return
         seq = await data.first_running(self.store)
         if seq is not None:
-            self.table.move_to(await data.index_of(self.store, self.filter, seq))
+            self.table.move_to(await data.index_of(self.store, self.filter, seq), anchor=0.33)
 
     def _set_filter(self, flt: Filter) -> None:
         self.filter = flt

@@ -32,7 +32,7 @@ def pause_text(control: dict[str, str], now: float) -> str:
     except ValueError:
         until = 0.0
     if until > now:
-        reason = control.get("hold_reason", "")
+        reason = fmt.one_line(control.get("hold_reason", ""), 44)
         return f"backing off {until - now:.0f} s" + (f": {reason}" if reason else "")
     return ""
 

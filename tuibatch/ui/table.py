@@ -45,7 +45,7 @@ class ItemTable(ScrollView, can_focus=True):
     }
 
     DEFAULT_CSS = """
-    ItemTable { height: 1fr; }
+    ItemTable { height: 1fr; overflow-x: hidden; }
     """
 
     class CursorMoved(Message):
@@ -70,7 +70,7 @@ class ItemTable(ScrollView, can_focus=True):
 
     @property
     def rows_visible(self) -> int:
-        return max(1, self.size.height - 1)
+        return max(1, self.scrollable_content_region.height - 1)
 
     @property
     def current(self) -> TableRow | None:
@@ -109,7 +109,7 @@ class ItemTable(ScrollView, can_focus=True):
         before = self.current
         self.total = total
         self._cache = {start + i: r for i, r in enumerate(rows)}
-        self.virtual_size = Size(self.size.width, total + 1)
+        self.virtual_size = Size(0, total + 1)
         if self.cursor >= total:
             self.cursor = max(0, total - 1)
         self._loaded_once = True
@@ -129,13 +129,14 @@ class ItemTable(ScrollView, can_focus=True):
             self.reload()
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, self.total + 1)
+        self.virtual_size = Size(0, self.total + 1)
         if self._loaded_once and not self._covered():
             self.reload()
 
     # --------------------------------------------------------------- cursor
 
-    def move_to(self, index: int) -> None:
+    def move_to(self, index: int, *, anchor: float | None = None) -> None:
+        """Put the cursor on a row and scroll it into view (``anchor``: fraction from the top)."""
         if self.total == 0:
             return
         index = max(0, min(self.total - 1, index))
@@ -143,7 +144,9 @@ class ItemTable(ScrollView, can_focus=True):
         self.cursor = index
         top = int(self.scroll_offset.y)
         height = self.rows_visible
-        if index < top:
+        if anchor is not None:
+            self.scroll_to(y=max(0, index - int(height * anchor)), animate=False, immediate=True)
+        elif index < top:
             self.scroll_to(y=index, animate=False, immediate=True)
         elif index >= top + height:
             self.scroll_to(y=index - height + 1, animate=False, immediate=True)
@@ -184,7 +187,7 @@ class ItemTable(ScrollView, can_focus=True):
         return key, max(0, rest - key)
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width
         key_w, err_w = self.columns(width)
         if y == 0:
             head = (f"  {'':1} {'key':<{key_w}} {'state':<8} {'att':>3} {'tokens':>6} {'cost':>8}"

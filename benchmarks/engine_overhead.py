@@ -1,0 +1,90 @@
+"""Engine overhead: items/s of the tuibatch engine vs a plain asyncio loop of the same SDK calls.
+
+Both run in this process against one simulator in another process (zero latency, runs
+complete at once), at the same concurrency, alternating A/B/A/B so machine noise hits both.
+The plain loop keeps no checkpoint; the engine commits every claim, run id and result.
+
+    .venv/bin/python benchmarks/engine_overhead.py [--items 600] [--concurrency 8] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import bench_env, sim_process  # noqa: E402
+
+
+async def plain_loop(url: str, n: int, concurrency: int) -> float:
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key="dummy-bench-key", http_options=types.HttpOptions(
+        base_url=url, retry_options=types.HttpRetryOptions(attempts=1), timeout=60_000))
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with sem:
+            it = await client.aio.interactions.create(agent="sim-agent", input=f"plain {i} {time.time()}",
+                                                      background=True, labels={"tuibatch_item": f"p{i}"})
+            while it.status not in ("completed", "failed", "cancelled"):
+                it = await client.aio.interactions.get(it.id)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return n / (time.perf_counter() - t0)
+
+
+async def engine_run(url: str, n: int, concurrency: int, tag: str) -> float:
+    from tuibatch.backends.gemini import Credentials, GeminiBackend
+    from tuibatch.engine import Engine, EngineConfig
+    from tuibatch.items import Item, payload_hash
+    from tuibatch.pricing import load_prices
+    from tuibatch.store import Store
+
+    with tempfile.TemporaryDirectory() as d:
+        store = await Store.open(Path(d) / "bench.db", create=True)
+        items = [Item(seq=i, key=f"{tag}-{i}", input_text=f"engine {tag} {i}", line=i + 1,
+                      payload_hash=payload_hash({"payload": f"{tag}{i}"})) for i in range(n)]
+        await store.sync_items(items)
+        backend = GeminiBackend(Credentials(api_key="dummy-bench-key", base_url=url), timeout_s=60)
+        engine = Engine(store, backend, load_prices(), EngineConfig(
+            concurrency=concurrency, agent="sim-agent", poll_initial=0.0, poll_max=0.05))
+        t0 = time.perf_counter()
+        await engine.run()
+        rate = n / (time.perf_counter() - t0)
+        t = await store.totals()
+        assert t.counts.get("done") == n, t.counts
+        await backend.close()
+        await store.close()
+    return rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--items", type=int, default=600)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    with sim_process() as url:
+        os.environ.update(bench_env(url))
+        plain, eng = [], []
+        asyncio.run(plain_loop(url, 40, a.concurrency))  # warm-up: imports, pydantic caches
+        for r in range(a.rounds):
+            plain.append(asyncio.run(plain_loop(url, a.items, a.concurrency)))
+            eng.append(asyncio.run(engine_run(url, a.items, a.concurrency, f"r{r}")))
+            print(f"round {r + 1}: plain {plain[-1]:.1f} items/s, engine {eng[-1]:.1f} items/s, "
+                  f"ratio {eng[-1] / plain[-1]:.3f}", flush=True)
+    p, e = statistics.median(plain), statistics.median(eng)
+    print(f"median: plain {p:.1f} items/s, engine {e:.1f} items/s, engine/plain = {e / p:.3f} (goal >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()

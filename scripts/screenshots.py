@@ -1,0 +1,105 @@
+"""Screenshots of the real app on demo data: main.svg, detail-failed.svg, help.svg.
+
+A demo-like batch (200 articles, the demo fault plan: 503 burst, 429 storm, permanent 400s,
+a failed run, a slow item) runs in a real headless worker against the simulator, and the real
+app views its checkpoint mid-run. The API key is a dummy and is checked never to be on screen.
+
+    .venv/bin/python scripts/screenshots.py [--out screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from tuibatch.sim import SimulatorThread, demo_fault_plan
+from tuibatch.ui.app import BatchApp
+from tuibatch.ui.detail import DetailScreen
+from tuibatch.ui.header import pause_text
+from tuibatch.ui.help import HelpScreen
+from tuibatch.ui.worker import WorkerProcess
+
+API_KEY = "AIzaDEMO-never-on-screen-0123456789"
+SIZE = (110, 34)
+TOPICS = ("solar storage", "river restoration", "urban heat", "soil carbon", "tidal energy",
+          "bike lanes", "heat pumps", "wetland birds", "grid batteries", "coral reefs")
+
+
+def write_demo_items(path: Path, n: int = 200) -> list[str]:
+    keys = []
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(1, n + 1):
+            key = f"article-{i:04d}"
+            keys.append(key)
+            topic = TOPICS[i % len(TOPICS)]
+            f.write(json.dumps({"key": key, "payload": {
+                "title": f"{topic.title()}: field notes #{i}",
+                "text": f"A report on {topic}, part {i}. Summarise it in three bullet points."}}) + "\n")
+    return keys
+
+
+async def shoot(out: Path, work: Path) -> None:
+    items = work / "articles.jsonl"
+    keys = write_demo_items(items)
+    db = work / "articles.tuibatch.db"
+    with SimulatorThread(run_seconds=1.5, faults=demo_fault_plan(keys)) as sim:
+        env = dict(os.environ, GOOGLE_GEMINI_BASE_URL=sim.url, GEMINI_API_KEY=API_KEY)
+        env.pop("GOOGLE_API_KEY", None)
+        worker = WorkerProcess([str(items), "--agent", "sim-agent", "--concurrency", "8", "--budget", "0.40",
+                                "--poll-interval", "0.3", "--retry-initial", "0.5"], db, env=env)
+        worker.start()
+        app = BatchApp(db, worker=worker, budget=0.40, title=items.name)
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                await asyncio.wait_for(app.loaded.wait(), 30)
+                while app.snap.totals.counts.get("done", 0) < 52:
+                    await pilot.pause(0.2)
+                await pilot.press("f")  # follow the running items
+                for _ in range(40):  # catch the 429 storm's back-off in the header
+                    if "backing off" in pause_text(app.snap.control, app.now()):
+                        break
+                    await pilot.pause(0.2)
+                await pilot.pause(0.3)
+                save(app, out / "main.svg")
+                await pilot.press("f", "5")
+                await pilot.pause(0.4)
+                await pilot.press("enter")
+                while not isinstance(app.screen, DetailScreen):
+                    await pilot.pause(0.1)
+                await pilot.pause(0.3)
+                save(app, out / "detail-failed.svg")
+                await pilot.press("escape", "0", "question_mark")
+                while not isinstance(app.screen, HelpScreen):
+                    await pilot.pause(0.1)
+                await pilot.pause(0.2)
+                save(app, out / "help.svg")
+                await pilot.press("escape")
+        finally:
+            worker.terminate()
+            if worker.wait(15) is None:
+                worker.kill()
+
+
+def save(app: BatchApp, path: Path) -> None:
+    svg = app.export_screenshot(title="tuibatch")
+    if API_KEY in svg or "AIza" in svg:
+        raise SystemExit(f"{path}: the API key is on screen")
+    path.write_text(svg, encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "screenshots")
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as d:
+        asyncio.run(shoot(a.out, Path(d)))
+
+
+if __name__ == "__main__":
+    main()
