@@ -118,7 +118,7 @@ async def measure(db: Path, worker: WorkerProcess, presses: int) -> dict[str, An
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--items", type=int, default=100_000)
-    p.add_argument("--pending", type=int, default=1000)
+    p.add_argument("--pending", type=int, default=5000)
     p.add_argument("--presses", type=int, default=60)
     p.add_argument("--concurrency", default="32")
     a = p.parse_args()

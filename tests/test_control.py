@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from conftest import FAST, cli_env, export, run_cli, start_cli, write_items
+
 from tuibatch.items import key_label
 from tuibatch.sim import SimulatorThread
 

@@ -87,6 +87,7 @@ class Engine:
         self.interrupted = False
         self.started = time.monotonic()
         self.first_launch_at: float | None = None
+        self._run_ewma: float | None = None
 
     # ----------------------------------------------------------------- public
 
@@ -196,7 +197,10 @@ class Engine:
                     self._crash("after_commit")
                     return
                 run_id = result.run_id
-            outcome = await self._poll(row, spec, run_id)
+                launched_at: float | None = time.monotonic()
+            else:
+                launched_at = None
+            outcome = await self._poll(row, spec, run_id, launched_at)
             if outcome != "relaunch":
                 return
             run_id = None
@@ -244,7 +248,7 @@ class Engine:
                         result = await self.backend.launch(spec)
                     except Failure as f:
                         if f.kind is not Kind.BATCH:  # a per-day 429's hour-long delay must not hold the pool
-                            self.pacer.on_failure(f)
+                            await self.pacer.on_failure(f)
                         raise
                     self.pacer.on_success(time.monotonic() - t0, result.usage.input_tokens, tokens_guess)
                     self._crash("after_launch")
@@ -283,29 +287,33 @@ class Engine:
 
     # ------------------------------------------------------------------- poll
 
-    async def _poll(self, row: Row, spec: LaunchSpec, run_id: str) -> str:
+    def _first_poll_delay(self) -> float:
+        """Polls cost quota: the first one waits about as long as recent runs took."""
+        if self._run_ewma is None:
+            return self.cfg.poll_initial
+        return min(self.cfg.poll_max, max(self.cfg.poll_initial, 0.9 * self._run_ewma))
+
+    async def _poll(self, row: Row, spec: LaunchSpec, run_id: str, launched_at: float | None = None) -> str:
+        delay = self._first_poll_delay() if launched_at is not None else self.cfg.poll_initial
         interval = self.cfg.poll_initial
         errors = 0
-        first = True
         while True:
             if self._stop.is_set():
                 return "stopped"
             if row.seq in self._cancel_flags:
                 await self._cancel(row, run_id)
                 return "skipped"
-            if not first or interval > 0:
-                await self._nap(interval if errors == 0 else self.cfg.backoff.delay(errors), row.seq)
-                if self._stop.is_set():
-                    return "stopped"
-                if row.seq in self._cancel_flags:
-                    continue
-            first = False
+            await self._nap(delay, row.seq)
+            if self._stop.is_set():
+                return "stopped"
+            if row.seq in self._cancel_flags:
+                continue
             try:
                 await self.pacer.before_poll(self._stop)
                 result = await self.backend.poll(run_id)
             except Failure as f:
                 if f.kind is not Kind.BATCH:
-                    self.pacer.on_failure(f)
+                    await self.pacer.on_failure(f)
                 if f.lost:
                     await self.store.forget_run(row.seq, f"run {run_id} unknown to the service (404): launching again")
                     self.log(f"{row.key}: run {run_id} lost by the service; relaunching")
@@ -314,13 +322,18 @@ class Engine:
                     await self._pause_batch(f)
                     return "paused"
                 errors += 1
+                delay = self.cfg.backoff.delay(errors, f)
                 await self.store.note(f"poll of {run_id} failed ({f.short()}); still polling", row.seq, "poll_error")
                 continue
             errors = 0
             if result.terminal:
+                if launched_at is not None:
+                    took = time.monotonic() - launched_at
+                    self._run_ewma = took if self._run_ewma is None else 0.8 * self._run_ewma + 0.2 * took
                 await self._commit(row, spec, result)
                 self._crash("after_commit")
                 return "done"
+            delay = interval
             interval = min(self.cfg.poll_max, max(interval, 0.05) * self.cfg.poll_factor) if interval else 0.0
 
     async def _cancel(self, row: Row, run_id: str) -> None:
@@ -373,6 +386,7 @@ class Engine:
 
     async def _read_control(self) -> None:
         ctl = await self.store.control()
+        self.pacer.absorb(ctl)
         self._paused = ctl.get("paused") == "1"
         self._pause_reason = ctl.get("pause_reason", "")
         self._pause_kind = ctl.get("pause_kind", "")
@@ -390,8 +404,6 @@ class Engine:
                 if seq not in self._cancel_flags:
                     self._cancel_flags.add(seq)
                     self._kick()
-            if tick % 10 == 0:
-                await self.pacer.sync()
 
     async def _heartbeat(self) -> None:
         while True:

@@ -2,7 +2,9 @@
 
 Workers never back off on their own for a quota error: a 429 holds every launch of
 the pool (and, through the checkpoint, of every process on it) until the service's
-retry delay has passed, then lets launches back in gradually.
+retry delay has passed, then lets launches back in gradually. With ``--rpm``/``--tpm``
+the quota is a sliding window kept in the checkpoint, shared by every worker process;
+without them the pool learns the quota from the first 429.
 """
 
 from __future__ import annotations
@@ -17,44 +19,43 @@ from .policy import Failure
 if TYPE_CHECKING:
     from .store import Store
 
+#: after a hold ends, concurrency comes back from a quarter to full over this many seconds
+RAMP_SECONDS = 5.0
+#: a learned quota is probed upwards by this factor each minute without a 429
+PROBE_FACTOR = 1.02
+#: fewer requests than this in the last minute are too few to learn a quota from
+MIN_SAMPLE = 20
+
 
 class Window:
-    """Sliding 60 s window: never more than *limit* units in any 60 s, spaced evenly."""
+    """In-process record of sent requests; *limit* > 0 caps them in any *span* s (and 1/12 of it in 5 s)."""
 
-    def __init__(self, per_minute: float, span: float = 60.0):
-        self.limit = per_minute
+    def __init__(self, limit: float = 0.0, span: float = 61.0):
+        self.limit = limit
         self.span = span
-        self.sent: deque[tuple[float, float]] = deque()
-        self.total = 0.0
-        self.next_at = 0.0
+        self.sent: deque[float] = deque()
 
-    def delay(self, units: float, now: float) -> float:
-        """Seconds until *units* may go; 0 means now."""
-        while self.sent and self.sent[0][0] <= now - self.span:
-            self.total -= self.sent.popleft()[1]
-        wait = max(0.0, self.next_at - now)
-        units = min(units, self.limit)
-        if self.total + units > self.limit and self.sent:
-            need = self.total + units - self.limit
-            freed = 0.0
-            for t, u in self.sent:
-                freed += u
-                if freed >= need:
-                    wait = max(wait, t + self.span - now)
-                    break
+    def _trim(self, now: float) -> None:
+        while self.sent and self.sent[0] <= now - self.span:
+            self.sent.popleft()
+
+    def count(self, now: float, span: float = 60.0) -> int:
+        self._trim(now)
+        return sum(1 for t in self.sent if t > now - span)
+
+    def delay(self, now: float) -> float:
+        if self.limit <= 0:
+            return 0.0
+        self._trim(now)
+        wait = 0.0
+        for span, cap in ((self.span, self.limit), (5.0, max(1.0, self.limit / 12 * 1.25))):
+            inside = [t for t in self.sent if t > now - span]
+            if len(inside) + 1 > cap:
+                wait = max(wait, inside[int(len(inside) + 1 - cap) - 1] + span - now)
         return wait
 
-    def take(self, units: float, now: float) -> None:
-        self.sent.append((now, units))
-        self.total += units
-        self.next_at = max(self.next_at, now) + self.span / self.limit * min(units, self.limit) * 0.5
-
-    def correct(self, delta: float) -> None:
-        """Charge the difference between the estimate and the usage the service reported."""
-        if self.sent and delta:
-            t, u = self.sent[-1]
-            self.sent[-1] = (t, max(0.0, u + delta))
-            self.total = max(0.0, self.total + delta)
+    def take(self, now: float) -> None:
+        self.sent.append(now)
 
 
 class Pacer:
@@ -62,106 +63,131 @@ class Pacer:
                  adaptive: bool = False, max_concurrency: int = 64, margin: float = 0.98):
         self.adaptive = adaptive
         self.max_concurrency = max(1, max_concurrency)
-        self.limit = float(min(concurrency, self.max_concurrency) if not adaptive else min(4, self.max_concurrency))
-        self.requests = Window(rpm * margin) if rpm else None
-        self.tokens = Window(tpm * margin) if tpm else None
+        self.limit = float(min(concurrency, self.max_concurrency))
+        self.rpm = rpm * margin if rpm else None
+        self.tpm = tpm * margin if tpm else None
         self.hold_until = 0.0  # monotonic
         self.hold_reason = ""
-        self.ramp_until = 0.0
-        self._lock = asyncio.Lock()
+        self.ramp_from = 0.0
+        self.sent = Window()  # every request we sent in the last minute, for learning the quota
+        self.learned: Window | None = None
+        self._learned_at = 0.0
         self._store: Store | None = None
         self._latency: float | None = None
         self._base_latency: float | None = None
+        self._tok_debt = 0
         self.throttles = 0
 
     def attach(self, store: Store) -> None:
         self._store = store
 
+    # ----------------------------------------------------------- concurrency
+
     async def slot_free(self, busy: int) -> bool:
-        return busy < max(1, int(self.limit))
+        limit = self.limit
+        since = time.monotonic() - self.ramp_from
+        if 0 <= since < RAMP_SECONDS:
+            limit *= 0.25 + 0.75 * since / RAMP_SECONDS
+        return busy < max(1, int(limit))
+
+    # ---------------------------------------------------------------- quotas
 
     def holding(self) -> float:
         return max(0.0, self.hold_until - time.monotonic())
 
     async def _wait_hold(self, stop: asyncio.Event) -> None:
         while (left := self.holding()) > 0 and not stop.is_set():
-            await _sleep_or_stop(min(left, 1.0), stop)
+            await _sleep_or_stop(min(left, 0.5), stop)
+
+    def _limits(self, tokens: int) -> list[tuple[float, float, float]]:
+        # 61 s, not 60: a request is counted when taken, the service counts it a moment later
+        limits = [(61.0, self.rpm or 0.0, self.tpm or 0.0)]
+        if self.rpm:
+            # no more than a twelfth of the minute's requests (plus a little) in any 5 s: no bursts
+            limits.append((5.0, max(1.0, self.rpm / 12 * 1.25), 0.0))
+        return limits
+
+    async def _take(self, tokens: int, stop: asyncio.Event) -> None:
+        await self._wait_hold(stop)
+        while not stop.is_set():
+            now = time.monotonic()
+            wait = 0.0
+            if (self.rpm or self.tpm) and self._store is not None:
+                tok = max(0, tokens + self._tok_debt)
+                wait = await self._store.pace(1, tok, self._limits(tok))
+                if wait <= 0:
+                    self._tok_debt = 0
+            elif self.learned is not None:
+                self._probe(now)
+                wait = self.learned.delay(now)
+                if wait <= 0:
+                    self.learned.take(now)
+            if wait <= 0:
+                self.sent.take(now)
+                return
+            await _sleep_or_stop(min(wait, 1.0), stop)
+            await self._wait_hold(stop)
 
     async def before_launch(self, tokens: int, stop: asyncio.Event) -> None:
-        await self._wait_hold(stop)
-        async with self._lock:
-            while not stop.is_set():
-                now = time.monotonic()
-                wait = 0.0
-                if self.requests:
-                    wait = max(wait, self.requests.delay(1, now))
-                if self.tokens:
-                    wait = max(wait, self.tokens.delay(tokens, now))
-                if now < self.ramp_until:
-                    # after a hold, let launches back in one at a time
-                    wait = max(wait, 0.0)
-                if wait <= 0:
-                    if self.requests:
-                        self.requests.take(1, now)
-                    if self.tokens:
-                        self.tokens.take(tokens, now)
-                    return
-                await _sleep_or_stop(wait, stop)
+        await self._take(tokens, stop)
 
     async def before_poll(self, stop: asyncio.Event) -> None:
-        """Polls use the request quota too, but never wait on a token quota."""
-        await self._wait_hold(stop)
-        if not self.requests:
-            return
-        async with self._lock:
-            while not stop.is_set():
-                now = time.monotonic()
-                wait = self.requests.delay(1, now)
-                if wait <= 0:
-                    self.requests.take(1, now)
-                    return
-                await _sleep_or_stop(wait, stop)
+        """Polls use the request quota too."""
+        await self._take(0, stop)
 
-    def on_failure(self, f: Failure) -> None:
-        if f.code in (429, 503) or (f.code and f.code >= 500):
-            if f.code == 429:
-                self.throttles += 1
-            delay = f.retry_delay if f.retry_delay is not None else (2.0 if f.code == 429 else 0.0)
-            if delay > 0:
-                until = time.monotonic() + delay
-                if until > self.hold_until:
-                    self.hold_until = until
-                    self.hold_reason = f.short()
-                    self.ramp_until = until + 5.0
-            if self.adaptive:
-                self.limit = max(1.0, self.limit * 0.5)
+    def _probe(self, now: float) -> None:
+        if self.learned is not None and now - self._learned_at >= 60.0:
+            self.learned.limit *= PROBE_FACTOR
+            self._learned_at = now
+
+    # -------------------------------------------------------------- feedback
+
+    async def on_failure(self, f: Failure) -> None:
+        if f.code == 429:
+            self.throttles += 1
+            now = time.monotonic()
+            delay = f.retry_delay if f.retry_delay is not None else 2.0
+            if not (self.rpm or self.tpm) and "perminute" in (f.quota_id or "").lower():
+                # learn the quota: a per-minute quota is about what the service accepted in the last minute
+                seen = self.sent.count(now) * 0.97
+                # a handful of requests says nothing about the quota (others may share it): just hold
+                if seen >= MIN_SAMPLE and (self.learned is None or seen < self.learned.limit):
+                    self.learned = Window(seen)
+                    self.learned.sent = deque(self.sent.sent)
+                self._learned_at = now
+            if now + delay > self.hold_until:
+                self.hold_until = now + delay
+                self.hold_reason = f.short()
+                self.ramp_from = self.hold_until
+                if self._store is not None:
+                    await self._store.set_control({"hold_until_wall": f"{time.time() + delay:.3f}",
+                                                   "hold_reason": self.hold_reason})
+        if self.adaptive and f.code in (429, 503):
+            self.limit = max(1.0, self.limit * 0.5)
 
     def on_success(self, latency: float, tokens_used: int, tokens_guess: int) -> None:
-        if self.tokens and tokens_used:
-            self.tokens.correct(tokens_used - tokens_guess)
+        if self.tpm and tokens_used:
+            self._tok_debt += tokens_used - tokens_guess
         if not self.adaptive:
             return
         self._latency = latency if self._latency is None else 0.8 * self._latency + 0.2 * latency
         if self._base_latency is None or latency < self._base_latency:
             self._base_latency = latency
-        if self._base_latency and self._latency > 3 * self._base_latency + 0.05:
+        if self._latency > 3 * self._base_latency + 0.05:
             self.limit = max(1.0, self.limit * 0.9)
-        elif time.monotonic() >= self.ramp_until:
+        elif time.monotonic() >= self.ramp_from + RAMP_SECONDS:
             self.limit = min(float(self.max_concurrency), self.limit + 1.0 / max(1.0, self.limit))
 
-    async def sync(self) -> None:
-        """Share holds with other processes on the same checkpoint."""
-        if self._store is None:
+    def absorb(self, control: dict[str, str]) -> None:
+        """Honour a hold another process on this checkpoint recorded."""
+        try:
+            left = float(control.get("hold_until_wall", "0")) - time.time()
+        except ValueError:
             return
-        ctl = await self._store.control()
-        other = float(ctl.get("hold_until_wall", "0") or 0)
-        wall_left = other - time.time()
-        if wall_left > self.holding():
-            self.hold_until = time.monotonic() + wall_left
-            self.hold_reason = ctl.get("hold_reason", "")
-        elif self.holding() > 0 and wall_left < self.holding() - 0.5:
-            await self._store.set_control({"hold_until_wall": str(time.time() + self.holding()),
-                                           "hold_reason": self.hold_reason})
+        if left > self.holding() + 0.05:
+            self.hold_until = time.monotonic() + left
+            self.hold_reason = control.get("hold_reason", "")
+            self.ramp_from = self.hold_until
 
 
 async def _sleep_or_stop(seconds: float, stop: asyncio.Event) -> None:

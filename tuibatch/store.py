@@ -83,6 +83,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_seq ON events(seq, id);
 CREATE TABLE IF NOT EXISTS control (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pace (t REAL NOT NULL, req INTEGER NOT NULL, tok INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS pace_by_t ON pace(t);
 """
 
 ITEM_COLUMNS = (
@@ -288,8 +290,7 @@ class Store:
             except OSError as exc:
                 raise CheckpointError(f"{path}: cannot create checkpoint: {exc.strerror}") from None
         await store._connect()
-        if not exists or not await store._has_meta():
-            await store._init_schema()
+        await store._init_schema()
         return store
 
     async def _connect(self) -> None:
@@ -306,10 +307,6 @@ class Store:
                     os.chmod(p, 0o600)
                 except OSError:
                     pass
-
-    async def _has_meta(self) -> bool:
-        rows = await self.db.execute_fetchall("SELECT name FROM sqlite_master WHERE name='meta'")
-        return bool(list(rows))
 
     async def _init_schema(self) -> None:
         async with self.tx() as db:
@@ -546,6 +543,51 @@ class Store:
         def fn(con: sqlite3.Connection) -> None:
             with self._write(con):
                 self._ev(con, seq, kind, message=message)
+        await self._call(fn)
+
+    # ------------------------------------------------------------------- pace
+
+    async def pace(self, req: int, tok: int, limits: Sequence[tuple[float, float, float]]) -> float:
+        """Take *req* requests and *tok* tokens from the quotas every worker on this file shares.
+
+        *limits* are ``(span_seconds, max_requests, max_tokens)`` sliding windows (0 = no
+        limit). Returns 0 when the units were taken, else the seconds to wait before asking
+        again. Atomic across processes, so N workers never add up to more than the quota.
+        """
+        def fn(con: sqlite3.Connection) -> float:
+            now = time.time()
+            longest = max(span for span, _, _ in limits)
+            with self._write(con):
+                con.execute("DELETE FROM pace WHERE t < ?", (now - longest,))
+                wait = 0.0
+                for span, max_req, max_tok in limits:
+                    used_req, used_tok = con.execute(
+                        "SELECT coalesce(sum(req),0), coalesce(sum(tok),0) FROM pace WHERE t >= ?",
+                        (now - span,)).fetchone()
+                    over_req = used_req + req - max_req if max_req else 0
+                    over_tok = used_tok + min(tok, max_tok) - max_tok if max_tok else 0
+                    if over_req <= 0 and over_tok <= 0:
+                        continue
+                    freed_req = freed_tok = 0
+                    for t, r, k in con.execute("SELECT t, req, tok FROM pace WHERE t >= ? ORDER BY t", (now - span,)):
+                        freed_req += r
+                        freed_tok += k
+                        if freed_req >= over_req and freed_tok >= over_tok:
+                            wait = max(wait, t + span - now)
+                            break
+                    else:
+                        wait = max(wait, span / 10)
+                if wait > 0:
+                    return wait
+                con.execute("INSERT INTO pace(t, req, tok) VALUES (?,?,?)", (now, req, tok))
+                return 0.0
+        return await self._call(fn)
+
+    async def pace_correct(self, tok: int) -> None:
+        """Charge the difference between the token estimate and the usage the service reported."""
+        def fn(con: sqlite3.Connection) -> None:
+            with self._write(con):
+                con.execute("INSERT INTO pace(t, req, tok) VALUES (?,?,?)", (time.time(), 0, tok))
         await self._call(fn)
 
     # ------------------------------------------------------------------ claims
