@@ -119,7 +119,7 @@ def test_dry_run_estimates_and_launches_nothing(tmp_path: Path, sim) -> None:
     write_items(items, 10, extra={3: {"model": "mystery-model"}})
     out = run_cli([str(items), "--dry-run", "--agent", "sim-agent"], env=cli_env(sim.url))
     assert out.returncode == 0, out.stderr
-    assert "10 items" in out.stdout and "estimate" in out.stdout
+    assert "10 items to run" in out.stdout and "estimate" in out.stdout
     assert "price unknown for: mystery-model" in out.stdout
     assert sim.stats()["requests"] == 0
     assert not (tmp_path / "items.tuibatch.db").exists()

@@ -165,6 +165,22 @@ async def prepare_store(args: argparse.Namespace) -> tuple[Store, int]:
     return store, len(items)
 
 
+def _finished_keys(db: Path) -> set[str]:
+    """Keys already done or skipped, read without writing (a dry run changes nothing)."""
+    import sqlite3
+
+    if not db.exists():
+        return set()
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return {k for (k,) in con.execute("SELECT key FROM items WHERE state IN ('done','skipped')")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"{db}: cannot read checkpoint ({exc})") from None
+
+
 def _dry_run(args: argparse.Namespace) -> int:
     from .engine import DEFAULT_MODEL
     from .pricing import estimate_tokens, load_prices
@@ -174,10 +190,12 @@ def _dry_run(args: argparse.Namespace) -> int:
         prices = load_prices(args.prices)
     except InputError as exc:
         raise UsageError(str(exc)) from None
+    finished = _finished_keys(args.db or default_db_path(args.items))
+    todo = [it for it in items if it.key not in finished]
     tokens = 0
     low = high = 0.0
     unknown = set()
-    for it in items:
+    for it in todo:
         target = it.agent or it.model or args.agent or args.model or DEFAULT_MODEL
         n = estimate_tokens(it.input_text) + estimate_tokens(it.instruction or args.instruction or "")
         tokens += n
@@ -188,7 +206,8 @@ def _dry_run(args: argparse.Namespace) -> int:
         # output is unknown before the run: bracket it between 0.5× and 4× the input (agents think more)
         low += n * (rate.input + 0.5 * rate.output) / 1e6
         high += n * (rate.input + 4 * max(rate.output, rate.thinking)) / 1e6
-    print(f"{len(items)} items, about {tokens:,} input tokens (local estimate, ≈4 characters a token)")
+    already = f" ({len(items) - len(todo)} already finished in the checkpoint, not counted)" if finished else ""
+    print(f"{len(todo)} items to run{already}, about {tokens:,} input tokens (local estimate, ≈4 characters a token)")
     print(f"estimated cost ${low:.4f} – ${high:.4f} (an estimate: output length is unknown until runs finish)")
     if unknown:
         print(f"price unknown for: {', '.join(sorted(unknown))}")

@@ -294,7 +294,8 @@ class Engine:
         return min(self.cfg.poll_max, max(self.cfg.poll_initial, 0.9 * self._run_ewma))
 
     async def _poll(self, row: Row, spec: LaunchSpec, run_id: str, launched_at: float | None = None) -> str:
-        delay = self._first_poll_delay() if launched_at is not None else self.cfg.poll_initial
+        # a resumed run has been going a while: look at it at once
+        delay = self._first_poll_delay() if launched_at is not None else 0.0
         interval = self.cfg.poll_initial
         errors = 0
         while True:

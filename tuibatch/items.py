@@ -56,9 +56,11 @@ def key_label(key: str) -> str:
     return "k" + sha256_hex(key)[:24]
 
 
-def payload_hash(item_fields: dict[str, Any]) -> str:
+def payload_hash(item_fields: dict[str, Any], canonical_payload: str | None = None) -> str:
     """Hash of everything that changes what is sent: payload and per-item overrides."""
-    return sha256_hex(canonical({k: item_fields.get(k) for k in ("payload", *OPTIONAL_FIELDS)}))
+    text = canonical_payload if canonical_payload is not None else canonical(item_fields.get("payload"))
+    extras = "\x00".join(item_fields.get(k) or "" for k in OPTIONAL_FIELDS)
+    return sha256_hex(f"{text}\x00{extras}")
 
 
 def _fail(path: Path, line: int | None, problem: str) -> InputError:
@@ -88,8 +90,11 @@ def parse_lines(path: Path, data: bytes) -> list[Item]:
         if "payload" not in obj:
             raise _fail(path, lineno, 'missing "payload"')
         key = obj.get("key")
+        payload = obj["payload"]
+        as_json = json.dumps(payload, ensure_ascii=False)
+        canon = as_json if isinstance(payload, (str, int, float, bool)) or payload is None else canonical(payload)
         if key is None:
-            key = derived_key(obj["payload"])
+            key = "sha-" + sha256_hex(canon)[:16]
         elif not isinstance(key, str) or not key:
             raise _fail(path, lineno, f'"key" must be a non-empty string, got {json.dumps(key)}')
         for field in OPTIONAL_FIELDS:
@@ -105,13 +110,13 @@ def parse_lines(path: Path, data: bytes) -> list[Item]:
             Item(
                 seq=len(items),
                 key=key,
-                input_text=input_text_of(obj["payload"]),
-                payload_hash=payload_hash(obj),
+                input_text=payload if isinstance(payload, str) else as_json,
+                payload_hash=payload_hash(obj, canon),
                 line=lineno,
                 agent=obj.get("agent"),
                 model=obj.get("model"),
                 instruction=obj.get("instruction"),
-                payload_json=json.dumps(obj["payload"], ensure_ascii=False),
+                payload_json=as_json,
             )
         )
     return items

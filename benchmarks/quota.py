@@ -1,0 +1,375 @@
+"""Quota: how close to a per-minute request quota does each client run, and how many 429s does it draw?
+
+Contenders run side by side, at the same time, each against its OWN simulator process
+(`tuibatch sim --rpm 300 --run-seconds 2`), so their quotas never interfere:
+
+  tuibatch (defaults)   the real CLI, headless, default concurrency, no --rpm: it must find the quota
+  tuibatch --rpm 300    the same, told the quota
+  naive                 asyncio + the SDK, 16 tasks; each task sleeps the 429's retryDelay and retries alone
+  fixed-rate (cookbook) launches from a token bucket at quota/2 items/min (starts full, like the
+                        well-known cookbook script); on any 429 all launches pause 15 s; polls every 1 s
+
+Every item needs at least 2 requests (create + one get once the 2 s run is over), so the best
+possible is RPM/2 completions a minute. The simulator counts a request in its 60 s sliding window
+only when it answers 200; a 429 costs no quota. Numbers are taken from each simulator's request
+log over minutes 2..N (the first minute is start-up: the unconfigured clients have not met the
+quota yet). A completion is the first 200 get of an item at least run-seconds after its accepted
+create (the run is over then, so that get saw `completed`).
+
+    .venv/bin/python benchmarks/quota.py [--minutes 15] [--rpm 300] [--run-seconds 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import bench_env, sim_process, sim_stats  # noqa: E402
+
+HERE = Path(__file__).resolve()
+
+
+# ------------------------------------------------------------------ python contenders (own process each)
+
+
+def _retry_delay(exc: BaseException, default: float) -> float:
+    """RetryInfo retryDelay ("1.234s") from the error body, else *default*."""
+    def walk(node: Any) -> float | None:
+        if isinstance(node, dict):
+            v = node.get("retryDelay")
+            if isinstance(v, str) and v.endswith("s"):
+                try:
+                    return float(v[:-1])
+                except ValueError:
+                    pass
+            for x in node.values():
+                if (d := walk(x)) is not None:
+                    return d
+        elif isinstance(node, list):
+            for x in node:
+                if (d := walk(x)) is not None:
+                    return d
+        return None
+
+    d = walk(getattr(exc, "body", None))
+    return d if d is not None else default
+
+
+def _client(url: str) -> Any:
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(api_key="dummy-bench-key", http_options=types.HttpOptions(
+        base_url=url, retry_options=types.HttpRetryOptions(attempts=1), timeout=60_000))
+
+
+def _is_429(exc: BaseException) -> bool:
+    return getattr(exc, "status_code", None) == 429 or getattr(exc, "code", None) == 429
+
+
+async def naive(url: str, seconds: float, concurrency: int, poll: float) -> int:
+    """Each task on its own: create, poll every *poll* s; a 429 sleeps its retryDelay (or 1 s) and retries."""
+    client = _client(url)
+    deadline = time.monotonic() + seconds
+    counter = iter(range(10**9))
+    done = 0
+
+    async def call(fn: Any, *a: Any, **kw: Any) -> Any:
+        while True:
+            try:
+                return await fn(*a, **kw)
+            except Exception as exc:
+                if not _is_429(exc):
+                    raise
+                await asyncio.sleep(_retry_delay(exc, 1.0))
+
+    async def task() -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            i = next(counter)
+            it = await call(client.aio.interactions.create, agent="sim-agent", input=f"naive {i} {time.time()}",
+                            background=True, labels={"tuibatch_item": f"n{i}"})
+            while it.status not in ("completed", "failed", "cancelled"):
+                await asyncio.sleep(poll)
+                it = await call(client.aio.interactions.get, it.id)
+            done += 1
+
+    tasks = [asyncio.create_task(task()) for _ in range(concurrency)]
+    await asyncio.wait(tasks, timeout=seconds)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return done
+
+
+async def fixed_rate(url: str, seconds: float, per_minute: float, pause: float, poll: float) -> int:
+    """The cookbook shape: a token bucket (capacity = one minute, starts full) on launches only;
+    after any 429 no launch for *pause* s, and the failed request is retried after the pause."""
+    client = _client(url)
+    deadline = time.monotonic() + seconds
+    capacity = per_minute
+    tokens = capacity
+    last = time.monotonic()
+    last_429 = -1e9
+    done = 0
+    inflight: set[asyncio.Task[None]] = set()
+
+    async def call(fn: Any, *a: Any, **kw: Any) -> Any:
+        nonlocal last_429
+        while True:
+            try:
+                return await fn(*a, **kw)
+            except Exception as exc:
+                if not _is_429(exc):
+                    raise
+                last_429 = time.monotonic()
+                await asyncio.sleep(pause)
+
+    async def item(i: int) -> None:
+        nonlocal done
+        it = await call(client.aio.interactions.create, agent="sim-agent", input=f"fixed {i} {time.time()}",
+                        background=True, labels={"tuibatch_item": f"f{i}"})
+        while it.status not in ("completed", "failed", "cancelled"):
+            await asyncio.sleep(poll)
+            it = await call(client.aio.interactions.get, it.id)
+        done += 1
+
+    i = 0
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        tokens = min(capacity, tokens + (now - last) * per_minute / 60.0)
+        last = now
+        if now - last_429 < pause:
+            await asyncio.sleep(pause - (now - last_429))
+            continue
+        if tokens >= 1:
+            tokens -= 1
+            t = asyncio.create_task(item(i))
+            inflight.add(t)
+            t.add_done_callback(inflight.discard)
+            i += 1
+            continue
+        await asyncio.sleep(0.001)  # the cookbook's loop sleeps 1 ms between checks
+    for t in list(inflight):
+        t.cancel()
+    await asyncio.gather(*inflight, return_exceptions=True)
+    return done
+
+
+def worker_main(a: argparse.Namespace) -> None:
+    if a.worker == "naive":
+        n = asyncio.run(naive(a.url, a.seconds, 16, 1.0))
+    else:
+        n = asyncio.run(fixed_rate(a.url, a.seconds, a.rpm / 2, 15.0, 1.0))
+    print(json.dumps({"completed_client_side": n}), flush=True)
+
+
+# ------------------------------------------------------------------------------ analysis
+
+
+def sim_requests(url: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(url + "/_sim/requests", timeout=120) as r:  # noqa: S310 (loopback only)
+        return json.loads(r.read())
+
+
+def completion_times(log: list[dict[str, Any]], run_seconds: float) -> list[float]:
+    """Time of the get that saw each item's run completed (first 200 get ≥ run_seconds after its create)."""
+    created: dict[str, float] = {}
+    seen: set[str] = set()
+    out = []
+    for r in log:
+        item = r["item"]
+        if r["code"] != 200 or item is None:
+            continue
+        if r["route"] == "create":
+            created[item] = r["t"]
+        elif r["route"] == "get" and item in created and item not in seen and r["t"] - created[item] >= run_seconds - 1e-3:
+            seen.add(item)
+            out.append(r["t"])
+    return out
+
+
+def summarize(log: list[dict[str, Any]], t_from: float, t_to: float, rpm: float, run_seconds: float) -> dict[str, Any]:
+    minutes = (t_to - t_from) / 60.0
+    win = [r for r in log if t_from <= r["t"] < t_to]
+    ok = sum(1 for r in win if r["code"] == 200)
+    n429 = sum(1 for r in win if r["code"] == 429)
+    comp = [t for t in completion_times(log, run_seconds) if t_from <= t < t_to]
+    gets_ok = sum(1 for r in win if r["code"] == 200 and r["route"] == "get")
+    creates_ok = sum(1 for r in win if r["code"] == 200 and r["route"] == "create")
+    best = rpm / 2
+    return {
+        "minutes": round(minutes, 2),
+        "requests": len(win),
+        "accepted": ok,
+        "accepted_per_min": ok / minutes,
+        "accepted_pct_quota": 100 * ok / minutes / rpm,
+        "completions": len(comp),
+        "completions_per_min": len(comp) / minutes,
+        "completions_pct_best": 100 * len(comp) / minutes / best,
+        "pct_429": 100 * n429 / max(1, len(win)),
+        "n429": n429,
+        "requests_per_item": len(win) / max(1, len(comp)),
+        "accepted_per_item": ok / max(1, len(comp)),
+        "gets_per_create": gets_ok / max(1, creates_ok),
+    }
+
+
+def per_minute(log: list[dict[str, Any]], t0: float, minutes: int, run_seconds: float) -> list[dict[str, int]]:
+    comp = completion_times(log, run_seconds)
+    rows = []
+    for m in range(minutes):
+        lo, hi = t0 + 60 * m, t0 + 60 * (m + 1)
+        rows.append({"ok": sum(1 for r in log if lo <= r["t"] < hi and r["code"] == 200),
+                     "429": sum(1 for r in log if lo <= r["t"] < hi and r["code"] == 429),
+                     "done": sum(1 for t in comp if lo <= t < hi)})
+    return rows
+
+
+def checkpoint_done(db: Path) -> int | None:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT COUNT(*) FROM items WHERE state='done'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+
+
+# ------------------------------------------------------------------------------ orchestration
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=int, default=15)
+    ap.add_argument("--rpm", type=int, default=300)
+    ap.add_argument("--run-seconds", type=float, default=2.0)
+    ap.add_argument("--items", type=int, default=6000, help="items in each tuibatch file (never runs out)")
+    ap.add_argument("--only", help="comma-separated contender names (tuibatch,tuibatch-rpm,naive,fixed)")
+    ap.add_argument("--json", type=Path, help="write the table and per-minute series here")
+    ap.add_argument("--keep", type=Path, help="keep work files (checkpoints, logs) in this directory")
+    # internal: one python contender in its own process
+    ap.add_argument("--worker", choices=("naive", "fixed"), help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        worker_main(a)
+        return
+    if a.minutes < 2:
+        ap.error("--minutes must be at least 2 (minute 1 is excluded)")
+
+    names = {"tuibatch": "tuibatch (defaults)", "tuibatch-rpm": f"tuibatch --rpm {a.rpm}",
+             "naive": "naive (16 tasks, own retries)", "fixed": f"fixed-rate (cookbook, {a.rpm // 2}/min)"}
+    chosen = a.only.split(",") if a.only else list(names)
+    seconds = a.minutes * 60.0
+    work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="tuibatch-quota-"))
+    work.mkdir(parents=True, exist_ok=True)
+    items = work / "items.jsonl"
+    with items.open("w") as f:
+        for i in range(a.items):
+            f.write(json.dumps({"key": f"q{i:05d}", "payload": f"quota item {i}"}) + "\n")
+
+    with ExitStack() as stack:
+        urls = {c: stack.enter_context(sim_process("--rpm", str(a.rpm), "--run-seconds", str(a.run_seconds)))
+                for c in chosen}
+        procs: dict[str, subprocess.Popen[str]] = {}
+        logs: dict[str, Path] = {}
+        t0 = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the simulators' log times
+        for c in chosen:
+            logs[c] = work / f"{c}.log"
+            out = logs[c].open("w")
+            env = bench_env(urls[c])
+            if c.startswith("tuibatch"):
+                cdir = work / c
+                cdir.mkdir(exist_ok=True)
+                cmd = [sys.executable, "-m", "tuibatch", str(items), "--headless", "--agent", "sim-agent",
+                       "--db", str(cdir / "items.tuibatch.db"), "--progress-every", "15"]
+                if c == "tuibatch-rpm":
+                    cmd += ["--rpm", str(a.rpm)]
+            else:
+                cmd = [sys.executable, str(HERE), "--worker", c, "--url", urls[c], "--seconds", str(seconds),
+                       "--rpm", str(a.rpm)]
+            procs[c] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        print(f"{len(chosen)} contenders running side by side for {a.minutes} min "
+              f"(quota {a.rpm} rpm, runs {a.run_seconds:g} s); work files in {work}", flush=True)
+        for m in range(1, a.minutes + 1):
+            time.sleep(max(0.0, t0 + 60 * m - time.monotonic()))
+            line = []
+            for c in chosen:
+                s = sim_stats(urls[c])
+                line.append(f"{c}: {s['by_code'].get('200', 0)} ok/{s['by_code'].get('429', 0)} 429")
+            print(f"  minute {m}: " + "; ".join(line), flush=True)
+        t_end = time.monotonic()
+        for c, p in procs.items():
+            if c.startswith("tuibatch"):
+                p.send_signal(signal.SIGTERM)
+        for c, p in procs.items():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        reqs = {c: sim_requests(urls[c]) for c in chosen}
+        stats = {c: sim_stats(urls[c]) for c in chosen}
+
+    results: dict[str, Any] = {}
+    for c in chosen:
+        s = summarize(reqs[c], t0 + 60, t_end, a.rpm, a.run_seconds)
+        s["first_minute"] = summarize(reqs[c], t0, t0 + 60, a.rpm, a.run_seconds)
+        s["per_minute"] = per_minute(reqs[c], t0, a.minutes, a.run_seconds)
+        s["launches_max_per_item"] = max((v["launches"] for v in stats[c]["items"].values()), default=0)
+        if c.startswith("tuibatch"):
+            s["checkpoint_done"] = checkpoint_done(work / c / "items.tuibatch.db")
+        s["completions_total_log"] = len(completion_times(reqs[c], a.run_seconds))
+        results[names[c]] = s
+
+    best = a.rpm / 2
+    print(f"\nminutes 2..{a.minutes}, quota {a.rpm} requests/min, best possible {best:g} completions/min "
+          f"(create + 1 get per item)\n")
+    hdr = ("| contender | accepted req/min | % of quota | completions/min | % of best | % 429 "
+           "| requests/item | accepted/item |")
+    print(hdr)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, s in results.items():
+        print(f"| {name} | {s['accepted_per_min']:.1f} | {s['accepted_pct_quota']:.1f}% | {s['completions_per_min']:.1f} "
+              f"| {s['completions_pct_best']:.1f}% | {s['pct_429']:.2f}% | {s['requests_per_item']:.2f} "
+              f"| {s['accepted_per_item']:.2f} |")
+    print("\nfirst minute (excluded above): " + "; ".join(
+        f"{n}: {s['first_minute']['completions']} done, {s['first_minute']['n429']} 429s" for n, s in results.items()))
+    print("completions per minute: ")
+    for n, s in results.items():
+        print(f"  {n:34s} " + " ".join(f"{r['done']:4d}" for r in s["per_minute"]))
+    print("429s per minute: ")
+    for n, s in results.items():
+        print(f"  {n:34s} " + " ".join(f"{r['429']:4d}" for r in s["per_minute"]))
+    for n, s in results.items():
+        if "checkpoint_done" in s:
+            print(f"{n}: checkpoint says {s['checkpoint_done']} done; simulator log {s['completions_total_log']}")
+    t = results.get(names["tuibatch"]) if "tuibatch" in chosen else None
+    if t:
+        ok = t["completions_pct_best"] >= 95 and t["pct_429"] <= 2
+        print(f"\ngoal (tuibatch defaults >= 95% of best, <= 2% 429s after minute 1): {'MET' if ok else 'MISSED'} "
+              f"({t['completions_pct_best']:.1f}%, {t['pct_429']:.2f}% 429)")
+    if a.json:
+        a.json.write_text(json.dumps({"rpm": a.rpm, "run_seconds": a.run_seconds, "minutes": a.minutes,
+                                      "results": results}, indent=1))
+        print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
