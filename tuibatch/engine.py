@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -88,6 +88,7 @@ class Engine:
         self.started = time.monotonic()
         self.first_launch_at: float | None = None
         self._run_ewma: float | None = None
+        self._unreachable = 0  # launches in a row that could not connect at all
 
     # ----------------------------------------------------------------- public
 
@@ -231,8 +232,9 @@ class Engine:
         try:
             async for attempt in retrying:
                 with attempt:
-                    if self._stop.is_set():
-                        await self.store.unclaim(row.seq, "stopped before launch")
+                    if self._stop.is_set() or (self._paused and self._pause_kind == "batch"):
+                        await self.store.unclaim(row.seq, "stopped before launch" if self._stop.is_set()
+                                                 else f"batch paused: {self._pause_reason}")
                         return None
                     if row.seq in self._cancel_flags:
                         await self.store.finish(row.seq, "skipped", a=Attempt(outcome="skipped", message="skipped by user"))
@@ -249,7 +251,13 @@ class Engine:
                     except Failure as f:
                         if f.kind is not Kind.BATCH:  # a per-day 429's hour-long delay must not hold the pool
                             await self.pacer.on_failure(f)
-                        raise
+                        if f.error_class == "network":
+                            self._unreachable += 1
+                            if self._unreachable >= max(5, self.cfg.concurrency):
+                                # nothing gets through at all: a batch-level problem, not N item failures
+                                f = replace(f, kind=Kind.BATCH, message=f"cannot reach the API ({f.message})")
+                        raise f from None
+                    self._unreachable = 0
                     self.pacer.on_success(time.monotonic() - t0, result.usage.input_tokens, tokens_guess)
                     self._crash("after_launch")
                     if not result.terminal:

@@ -148,10 +148,13 @@ class Pacer:
             now = time.monotonic()
             delay = f.retry_delay if f.retry_delay is not None else 2.0
             if not (self.rpm or self.tpm) and "perminute" in (f.quota_id or "").lower():
-                # learn the quota: a per-minute quota is about what the service accepted in the last minute
-                seen = self.sent.count(now) * 0.97
-                # a handful of requests says nothing about the quota (others may share it): just hold
-                if seen >= MIN_SAMPLE and (self.learned is None or seen < self.learned.limit):
+                # Learn the quota. Over a sliding minute, "retry in d s" means the quota is about
+                # what we sent in the last 60 - d s: the window frees when the older ones age out.
+                # If none of ours ages out within d, our own requests do not explain the 429 (others
+                # share the quota, or it is not a plain window): just hold. Likewise for a handful.
+                seen = float(self.sent.count(now, span=max(1.0, 60.0 - min(delay, 59.0))))
+                aging = self.sent.count(now, span=60.0) - seen
+                if aging > 0 and seen >= MIN_SAMPLE and (self.learned is None or seen < self.learned.limit):
                     self.learned = Window(seen)
                     self.learned.sent = deque(self.sent.sent)
                 self._learned_at = now

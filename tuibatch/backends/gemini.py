@@ -202,7 +202,7 @@ class GeminiBackend:
             timeout = "timeout" in cls.lower() or isinstance(exc, (asyncio.TimeoutError, TimeoutError))
             msg = ("timed out" if timeout else "connection failed") + (f" ({cls}: {exc})" if str(exc) else f" ({cls})")
             return Failure(Kind.TRANSIENT, self._scrub(msg), error_class="timeout" if timeout else "network",
-                           in_doubt=launch)
+                           in_doubt=launch and not _never_sent(exc))
         kind = classify(code, quota_id=quota, on_launch=launch)
         lost = code == 404 and not launch
         text = message or str(exc)
@@ -217,6 +217,20 @@ def _is_network(exc: BaseException) -> bool:
     if mod.startswith(("httpx", "httpcore", "aiohttp")):
         return True
     return isinstance(exc, OSError)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """A refused or failed connection: the request never reached the service, so nothing is in doubt."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            break
+        name = type(seen).__name__
+        if name in ("ConnectError", "ConnectTimeout", "ClientConnectorError", "ConnectionRefusedError") \
+                or "All connection attempts failed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _finish_reason(resp: Any) -> str:
