@@ -120,7 +120,10 @@ def main() -> None:
     p.add_argument("--items", type=int, default=100_000)
     p.add_argument("--pending", type=int, default=5000)
     p.add_argument("--presses", type=int, default=60)
-    p.add_argument("--concurrency", default="32")
+    p.add_argument("--concurrency", default="8")
+    p.add_argument("--target", choices=("agent", "model"), default="agent",
+                   help="agent: interactions create+get (20-32 ms CPU per create, keeps a core busy);"
+                        " model: generate_content (cheap)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -130,7 +133,8 @@ def main() -> None:
         sim, url = start_sim(0.05)
         env = dict(os.environ, GOOGLE_GEMINI_BASE_URL=url, GEMINI_API_KEY="dummy")
         env.pop("GOOGLE_API_KEY", None)
-        worker = WorkerProcess([str(items), "--model", "sim-model", "--concurrency", a.concurrency,
+        target = ["--agent", "sim-agent"] if a.target == "agent" else ["--model", "sim-model"]
+        worker = WorkerProcess([str(items), *target, "--concurrency", a.concurrency,
                                 "--poll-interval", "0.05"], db, env=env)
         worker.start()
         try:

@@ -628,9 +628,9 @@ class Simulator:
         ctx.item = run.item
         return run
 
-    async def _get(self, request: web.Request, ctx: _Ctx) -> dict[str, Any]:
+    async def _existing_run(self, request: web.Request, ctx: _Ctx) -> Run:
+        """The run a get/cancel names, after the quota check and any fault scripted for it."""
         run = self._run_for(request, ctx)
-        self._item(run.item).gets += 1
         self._check_rpm(time.monotonic())
         if run.id in self._lost:
             raise ApiError(404, f"Interaction '{run.id}' was not found.")
@@ -639,6 +639,12 @@ class Simulator:
             self._lost.add(run.id)
             raise ApiError(404, f"Interaction '{run.id}' was not found.")
         await self._apply_request_fault(rule)
+        return run
+
+    async def _get(self, request: web.Request, ctx: _Ctx) -> dict[str, Any]:
+        run = self._run_for(request, ctx)
+        self._item(run.item).gets += 1
+        run = await self._existing_run(request, ctx)
         run.polled = True
         self._refresh(run, time.monotonic())
         return self._interaction(run)
@@ -646,15 +652,8 @@ class Simulator:
     async def _cancel(self, request: web.Request, ctx: _Ctx) -> dict[str, Any]:
         run = self._run_for(request, ctx)
         self._item(run.item).cancels += 1
+        run = await self._existing_run(request, ctx)
         now = time.monotonic()
-        self._check_rpm(now)
-        if run.id in self._lost:
-            raise ApiError(404, f"Interaction '{run.id}' was not found.")
-        rule = self._pick_fault(ctx, run.input_text)
-        if rule is not None and rule.fault == "lost":
-            self._lost.add(run.id)
-            raise ApiError(404, f"Interaction '{run.id}' was not found.")
-        await self._apply_request_fault(rule)
         self._refresh(run, now)
         if run.status not in TERMINAL:
             run.status = "cancelled"
