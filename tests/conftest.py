@@ -48,6 +48,7 @@ def cli_env(sim_url: str | None = None, **extra: str) -> dict[str, str]:
     env["GEMINI_API_KEY"] = "dummy-test-key"
     env["GOOGLE_GEMINI_BASE_URL"] = sim_url or "http://127.0.0.1:9"
     env["PYTHONUNBUFFERED"] = "1"
+    env["NO_GCE_CHECK"] = "true"  # google-auth must never probe a metadata server from a test
     env.update(extra)
     return env
 

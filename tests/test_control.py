@@ -135,3 +135,19 @@ def test_budget_pauses_the_batch(tmp_path: Path, sim) -> None:
     states = _states(tmp_path / "items.tuibatch.db")
     assert "failed" not in states.values()
     assert 0 < list(states.values()).count("done") < 30
+
+
+def test_vertex_without_credentials_pauses_instead_of_failing(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    items = tmp_path / "items.jsonl"
+    write_items(items, 4)
+    env = cli_env("http://127.0.0.1:9", GOOGLE_GENAI_USE_VERTEXAI="1", GOOGLE_CLOUD_PROJECT="demo-project",
+                  GOOGLE_CLOUD_LOCATION="us-central1", HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"))
+    env.pop("GEMINI_API_KEY")
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    out = run_cli([str(items), "--headless", "--agent", "sim-agent", "--quiet", *FAST], env=env)
+    assert out.returncode == 3, out.stderr
+    assert "credentials" in out.stderr and "Traceback" not in out.stderr
+    assert _states(tmp_path / "items.tuibatch.db") == dict.fromkeys(
+        [f"item-{i:04d}" for i in range(4)], "pending")

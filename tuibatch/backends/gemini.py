@@ -188,6 +188,9 @@ class GeminiBackend:
             headers = getattr(getattr(exc, "response", None), "headers", None)
         elif isinstance(exc, ie.APIError) or _is_network(exc):
             network = True
+        elif type(exc).__module__.startswith("google.auth"):
+            # no usable Google credentials (Vertex AI without ADC, an expired token): every call would fail
+            return Failure(Kind.BATCH, self._scrub(str(exc)[:300]), error_class="credentials")
         else:
             return Failure(Kind.PERMANENT, self._scrub(f"{cls}: {exc}"), error_class="unexpected")
         status, message, delay, quota = read_error_body(body)
