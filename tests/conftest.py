@@ -63,9 +63,25 @@ def run_cli(args: list[str], *, env: dict[str, str] | None = None, timeout: floa
                           capture_output=True, text=True, timeout=timeout)
 
 
+_started: list[subprocess.Popen[str]] = []
+
+
 def start_cli(args: list[str], *, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tuibatch", *args], env=env, cwd=cwd,
+    proc = subprocess.Popen([sys.executable, "-m", "tuibatch", *args], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _reap_workers() -> Iterator[None]:
+    """A failed test must not leave a worker process behind."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def export(db: Path) -> list[dict[str, Any]]:
