@@ -158,3 +158,26 @@ def test_sigterm_stops_quickly_keeps_run_ids_and_resumes(tmp_path: Path) -> None
         stats = sim.stats()["items"]
         _check_paid_once(sim, db, keys)
     assert all(stats[key_label(k)]["launches"] == 1 for k in keys)
+
+
+def test_a_closed_output_pipe_neither_fails_items_nor_blocks_sigterm(tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    db = tmp_path / "items.tuibatch.db"
+    write_items(items, 40)
+    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "4", *FAST[:-2],
+            "--progress-every", "0.1"]
+    with SimulatorThread(run_seconds=0.3) as sim:
+        sim.set_faults([{"any": True, "fault": "http", "code": 503, "times": 3}])  # log lines to write
+        proc = start_cli(args, env=cli_env(sim.url))
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # like `tuibatch … | head -1` after head exits
+        proc.stderr.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+                db.exists() and sum(r["state"] == "done" for r in _checkpoint(db).values()) >= 5):
+            time.sleep(0.1)
+        proc.terminate()
+        assert proc.wait(timeout=10) == 130
+    rows = _checkpoint(db).values()
+    assert sum(r["state"] == "done" for r in rows) >= 5
+    assert not [r for r in rows if r["state"] == "failed"]

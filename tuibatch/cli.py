@@ -29,6 +29,14 @@ class UsageError(Exception):
     """A mistake in how tuibatch was called or what it was given: one line, exit 2."""
 
 
+def say(text: str, *, err: bool = False) -> None:
+    """Print for a human or a log; a closed pipe (``| head``, a gone terminal) never stops the batch."""
+    try:
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def _die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     print(f"tuibatch: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)
@@ -159,9 +167,9 @@ async def prepare_store(args: argparse.Namespace) -> tuple[Store, int]:
     await store.set_meta({"items_sha256": digest, "items_count": str(len(items)),
                           "items_file": str(items_path.resolve())})
     if report.added and report.added != len(items):
-        print(f"tuibatch: {report.added} new item(s) added from {items_path}", file=sys.stderr)
+        say(f"tuibatch: {report.added} new item(s) added from {items_path}", err=True)
     if report.rerun:
-        print(f"tuibatch: {report.rerun} changed item(s) put back to pending", file=sys.stderr)
+        say(f"tuibatch: {report.rerun} changed item(s) put back to pending", err=True)
     return store, len(items)
 
 
@@ -207,10 +215,10 @@ def _dry_run(args: argparse.Namespace) -> int:
         low += n * (rate.input + 0.5 * rate.output) / 1e6
         high += n * (rate.input + 4 * max(rate.output, rate.thinking)) / 1e6
     already = f" ({len(items) - len(todo)} already finished in the checkpoint, not counted)" if finished else ""
-    print(f"{len(todo)} items to run{already}, about {tokens:,} input tokens (local estimate, ≈4 characters a token)")
-    print(f"estimated cost ${low:.4f} – ${high:.4f} (an estimate: output length is unknown until runs finish)")
+    say(f"{len(todo)} items to run{already}, about {tokens:,} input tokens (local estimate, ≈4 characters a token)")
+    say(f"estimated cost ${low:.4f} – ${high:.4f} (an estimate: output length is unknown until runs finish)")
     if unknown:
-        print(f"price unknown for: {', '.join(sorted(unknown))}")
+        say(f"price unknown for: {', '.join(sorted(unknown))}")
     return EXIT_OK
 
 
@@ -234,8 +242,7 @@ async def run_headless(args: argparse.Namespace) -> int:
     if ctl.get("paused") == "1" and ctl.get("pause_kind") == "batch":
         await store.set_paused(False, f"new run clears the earlier pause ({ctl.get('pause_reason', '')})")
     elif ctl.get("paused") == "1":
-        print("tuibatch: the batch is paused; `tuibatch resume --db ...` (or p in the app) continues it",
-              file=sys.stderr)
+        say("tuibatch: the batch is paused; `tuibatch resume --db ...` (or p in the app) continues it", err=True)
     backend = GeminiBackend(creds, timeout_s=args.timeout)
     cfg = EngineConfig(
         concurrency=concurrency, adaptive=adaptive, max_concurrency=args.max_concurrency,
@@ -247,7 +254,7 @@ async def run_headless(args: argparse.Namespace) -> int:
 
     def log(msg: str) -> None:
         if not args.quiet:
-            print(f"{_stamp()} {msg}", flush=True)
+            say(f"{_stamp()} {msg}")
 
     engine = Engine(store, backend, prices, cfg, log=log)
     _install_signals(engine)
@@ -258,8 +265,7 @@ async def run_headless(args: argparse.Namespace) -> int:
         while True:
             await asyncio.sleep(args.progress_every)
             t = await store.totals()
-            print(f"{_stamp()} {format_totals(t, elapsed=time.monotonic() - t0, done_here=t.finished - start_totals.finished)}",
-                  flush=True)
+            say(f"{_stamp()} {format_totals(t, elapsed=time.monotonic() - t0, done_here=t.finished - start_totals.finished)}")
 
     reporter = asyncio.create_task(report())
     try:
@@ -270,14 +276,13 @@ async def run_headless(args: argparse.Namespace) -> int:
     t = await store.totals()
     paused, reason, _kind = engine.paused
     await store.close()
-    print(f"{_stamp()} {format_totals(t, elapsed=time.monotonic() - t0, done_here=t.finished - start_totals.finished)}",
-          flush=True)
+    say(f"{_stamp()} {format_totals(t, elapsed=time.monotonic() - t0, done_here=t.finished - start_totals.finished)}")
     if engine.interrupted:
-        print("tuibatch: stopped; every recorded run id is kept — run the same command to resume", file=sys.stderr)
+        say("tuibatch: stopped; every recorded run id is kept — run the same command to resume", err=True)
         return EXIT_INTERRUPTED
     left = t.counts.get("pending", 0) + t.counts.get("claimed", 0) + t.counts.get("running", 0)
     if paused and left:
-        print(f"tuibatch: batch paused with {left} item(s) left: {reason}", file=sys.stderr)
+        say(f"tuibatch: batch paused with {left} item(s) left: {reason}", err=True)
         return EXIT_PAUSED
     return EXIT_FAILED if t.counts.get("failed", 0) else EXIT_OK
 
@@ -289,9 +294,8 @@ def _install_signals(engine: Any) -> None:
     def on_signal(signum: int) -> None:
         hits["n"] += 1
         if hits["n"] == 1:
-            print("\ntuibatch: stopping — no new launches; run ids are kept (press Ctrl-C again to exit now)",
-                  file=sys.stderr, flush=True)
             engine.stop()
+            say("\ntuibatch: stopping — no new launches; run ids are kept (press Ctrl-C again to exit now)", err=True)
         else:
             os._exit(EXIT_INTERRUPTED)
 
@@ -313,13 +317,13 @@ async def cmd_status(args: argparse.Namespace) -> int:
     finally:
         await store.close()
     for state in ("pending", "claimed", "running", "done", "failed", "skipped"):
-        print(f"{state:>8}  {t.counts.get(state, 0)}")
-    print(f"{'total':>8}  {t.total}")
-    print(f"tokens in {t.tokens_in:,}, out {t.tokens_out:,}, thinking {t.tokens_thought:,}")
+        say(f"{state:>8}  {t.counts.get(state, 0)}")
+    say(f"{'total':>8}  {t.total}")
+    say(f"tokens in {t.tokens_in:,}, out {t.tokens_out:,}, thinking {t.tokens_thought:,}")
     unknown = f" (+ {t.unpriced} item(s) with unknown price)" if t.unpriced else ""
-    print(f"cost ${t.cost_usd:.4f}{unknown}; wasted ${t.wasted_usd:.4f}; in-doubt relaunches {t.relaunches}")
+    say(f"cost ${t.cost_usd:.4f}{unknown}; wasted ${t.wasted_usd:.4f}; in-doubt relaunches {t.relaunches}")
     if ctl.get("paused") == "1":
-        print(f"paused: {ctl.get('pause_reason') or 'by user'}")
+        say(f"paused: {ctl.get('pause_reason') or 'by user'}")
     return EXIT_OK
 
 
@@ -362,7 +366,7 @@ async def cmd_pause(args: argparse.Namespace, paused: bool) -> int:
         changed = await store.set_paused(paused, "by user" if paused else "resumed by user", kind="user")
     finally:
         await store.close()
-    print(("paused" if paused else "resumed") + ("" if changed else " (already)"))
+    say(("paused" if paused else "resumed") + ("" if changed else " (already)"))
     return EXIT_OK
 
 
@@ -373,7 +377,7 @@ async def cmd_skip(args: argparse.Namespace) -> int:
     finally:
         await store.close()
     for key, what in result.items():
-        print(f"{key}: {what}")
+        say(f"{key}: {what}")
     return EXIT_USAGE if any(v == "unknown key" for v in result.values()) else EXIT_OK
 
 
@@ -385,7 +389,7 @@ async def cmd_retry(args: argparse.Namespace) -> int:
         n = await store.retry(args.keys, failed=args.failed)
     finally:
         await store.close()
-    print(f"{n} item(s) back to pending")
+    say(f"{n} item(s) back to pending")
     return EXIT_OK
 
 
