@@ -296,8 +296,12 @@ class Engine:
     # ------------------------------------------------------------------- poll
 
     def _first_poll_delay(self) -> float:
-        """Polls cost quota: the first one waits about as long as recent runs took."""
-        if self._run_ewma is None:
+        """Under a request quota polls cost launches: the first one waits about as long as runs take.
+
+        Without a quota an early poll costs nothing but a request, and waiting would leave
+        worker slots idle, so the usual schedule applies.
+        """
+        if self._run_ewma is None or not self.pacer.quota_limited():
             return self.cfg.poll_initial
         return min(self.cfg.poll_max, max(self.cfg.poll_initial, 0.9 * self._run_ewma))
 

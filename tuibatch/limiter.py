@@ -30,7 +30,7 @@ MIN_SAMPLE = 20
 class Window:
     """In-process record of sent requests; *limit* > 0 caps them in any *span* s (and 1/12 of it in 5 s)."""
 
-    def __init__(self, limit: float = 0.0, span: float = 61.0):
+    def __init__(self, limit: float = 0.0, span: float = 60.5):
         self.limit = limit
         self.span = span
         self.sent: deque[float] = deque()
@@ -60,7 +60,7 @@ class Window:
 
 class Pacer:
     def __init__(self, *, concurrency: int = 8, rpm: float | None = None, tpm: float | None = None,
-                 adaptive: bool = False, max_concurrency: int = 64, margin: float = 0.98):
+                 adaptive: bool = False, max_concurrency: int = 64, margin: float = 0.99):
         self.adaptive = adaptive
         self.max_concurrency = max(1, max_concurrency)
         self.limit = float(min(concurrency, self.max_concurrency))
@@ -92,6 +92,10 @@ class Pacer:
 
     # ---------------------------------------------------------------- quotas
 
+    def quota_limited(self) -> bool:
+        """Whether requests are rationed (a quota given or learned), so every poll counts."""
+        return bool(self.rpm or self.learned is not None)
+
     def holding(self) -> float:
         return max(0.0, self.hold_until - time.monotonic())
 
@@ -100,8 +104,8 @@ class Pacer:
             await _sleep_or_stop(min(left, 0.5), stop)
 
     def _limits(self, tokens: int) -> list[tuple[float, float, float]]:
-        # 61 s, not 60: a request is counted when taken, the service counts it a moment later
-        limits = [(61.0, self.rpm or 0.0, self.tpm or 0.0)]
+        # 60.5 s, not 60: a request is counted when taken, the service counts it a moment later
+        limits = [(60.5, self.rpm or 0.0, self.tpm or 0.0)]
         if self.rpm:
             # no more than a twelfth of the minute's requests (plus a little) in any 5 s: no bursts
             limits.append((5.0, max(1.0, self.rpm / 12 * 1.25), 0.0))
