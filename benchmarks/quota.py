@@ -261,6 +261,8 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=6000, help="items in each tuibatch file (never runs out)")
     ap.add_argument("--only", help="comma-separated contender names (tuibatch,tuibatch-rpm,naive,fixed)")
     ap.add_argument("--json", type=Path, help="write the table and per-minute series here")
+    ap.add_argument("--tuibatch-entry", type=Path, metavar="SCRIPT",
+                    help="run this script instead of `python -m tuibatch` (to A/B a patched engine)")
     ap.add_argument("--keep", type=Path, help="keep work files (checkpoints, logs) in this directory")
     # internal: one python contender in its own process
     ap.add_argument("--worker", choices=("naive", "fixed"), help=argparse.SUPPRESS)
@@ -297,7 +299,8 @@ def main() -> None:
             if c.startswith("tuibatch"):
                 cdir = work / c
                 cdir.mkdir(exist_ok=True)
-                cmd = [sys.executable, "-m", "tuibatch", str(items), "--headless", "--agent", "sim-agent",
+                entry = [str(a.tuibatch_entry)] if a.tuibatch_entry else ["-m", "tuibatch"]
+                cmd = [sys.executable, *entry, str(items), "--headless", "--agent", "sim-agent",
                        "--db", str(cdir / "items.tuibatch.db"), "--progress-every", "15"]
                 if c == "tuibatch-rpm":
                     cmd += ["--rpm", str(a.rpm)]
@@ -313,18 +316,20 @@ def main() -> None:
             for c in chosen:
                 s = sim_stats(urls[c])
                 line.append(f"{c}: {s['by_code'].get('200', 0)} ok/{s['by_code'].get('429', 0)} 429")
-            print(f"  minute {m}: " + "; ".join(line), flush=True)
+            print(f"  after minute {m} (totals so far): " + "; ".join(line), flush=True)
         t_end = time.monotonic()
         for c, p in procs.items():
             if c.startswith("tuibatch"):
                 p.send_signal(signal.SIGTERM)
-        for c, p in procs.items():
+        for p in procs.values():
             try:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
         reqs = {c: sim_requests(urls[c]) for c in chosen}
         stats = {c: sim_stats(urls[c]) for c in chosen}
+        for c in chosen:  # raw logs, for diagnosis (request timing per item)
+            (work / f"{c}.requests.json").write_text(json.dumps({"t0": t0, "t_end": t_end, "log": reqs[c]}))
 
     results: dict[str, Any] = {}
     for c in chosen:
@@ -363,7 +368,8 @@ def main() -> None:
     if t:
         ok = t["completions_pct_best"] >= 95 and t["pct_429"] <= 2
         print(f"\ngoal (tuibatch defaults >= 95% of best, <= 2% 429s after minute 1): {'MET' if ok else 'MISSED'} "
-              f"({t['completions_pct_best']:.1f}%, {t['pct_429']:.2f}% 429)")
+              f"(completions {t['completions_pct_best']:.1f}% of best, accepted requests "
+              f"{t['accepted_pct_quota']:.1f}% of quota, {t['pct_429']:.2f}% 429)")
     if a.json:
         a.json.write_text(json.dumps({"rpm": a.rpm, "run_seconds": a.run_seconds, "minutes": a.minutes,
                                       "results": results}, indent=1))

@@ -87,7 +87,7 @@ class Engine:
         self.interrupted = False
         self.started = time.monotonic()
         self.first_launch_at: float | None = None
-        self._run_ewma: float | None = None
+        self._first_target: float | None = None  # when to poll a fresh run first, under a quota
         self._unreachable = 0  # launches in a row that could not connect at all
 
     # ----------------------------------------------------------------- public
@@ -296,20 +296,29 @@ class Engine:
     # ------------------------------------------------------------------- poll
 
     def _first_poll_delay(self) -> float:
-        """Under a request quota polls cost launches: the first one waits about as long as runs take.
+        """Under a request quota a poll costs as much as a launch: aim just past the runs' length.
 
         Without a quota an early poll costs nothing but a request, and waiting would leave
         worker slots idle, so the usual schedule applies.
         """
-        if self._run_ewma is None or not self.pacer.quota_limited():
+        if self._first_target is None or not self.pacer.quota_limited():
             return self.cfg.poll_initial
-        return min(self.cfg.poll_max, max(self.cfg.poll_initial, 0.9 * self._run_ewma))
+        return min(self.cfg.poll_max, self._first_target)
+
+    def _learn_run_length(self, elapsed: float, terminal: bool, first: bool) -> None:
+        """A poll that finds a run still going proves runs take longer than *elapsed*;
+        a first poll that finds it over lets the target creep back down."""
+        if not terminal:
+            self._first_target = max(self._first_target or 0.0, 1.1 * elapsed)
+        elif first and self._first_target is not None:
+            self._first_target = max(self.cfg.poll_initial, 0.998 * self._first_target)
 
     async def _poll(self, row: Row, spec: LaunchSpec, run_id: str, launched_at: float | None = None) -> str:
         # a resumed run has been going a while: look at it at once
         delay = self._first_poll_delay() if launched_at is not None else 0.0
         interval = self.cfg.poll_initial
         errors = 0
+        first = True
         while True:
             if self._stop.is_set():
                 return "stopped"
@@ -323,6 +332,7 @@ class Engine:
                 continue
             try:
                 await self.pacer.before_poll(self._stop)
+                sent = time.monotonic()
                 result = await self.backend.poll(run_id)
             except Failure as f:
                 if f.kind is not Kind.BATCH:
@@ -339,10 +349,10 @@ class Engine:
                 await self.store.note(f"poll of {run_id} failed ({f.short()}); still polling", row.seq, "poll_error")
                 continue
             errors = 0
+            if launched_at is not None:
+                self._learn_run_length(sent - launched_at, result.terminal, first)
+            first = False
             if result.terminal:
-                if launched_at is not None:
-                    took = time.monotonic() - launched_at
-                    self._run_ewma = took if self._run_ewma is None else 0.8 * self._run_ewma + 0.2 * took
                 await self._commit(row, spec, result)
                 self._crash("after_commit")
                 return "done"
