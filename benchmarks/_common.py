@@ -36,6 +36,27 @@ def bench_env(url: str) -> dict[str, str]:
     return env
 
 
+async def plain_loop(url: str, n: int, concurrency: int, tag: str = "p") -> None:
+    """The SDK calls the engine makes (create, then get until terminal), and nothing else."""
+    import asyncio
+
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key="dummy-bench-key", http_options=types.HttpOptions(
+        base_url=url, retry_options=types.HttpRetryOptions(attempts=1), timeout=60_000))
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with sem:
+            it = await client.aio.interactions.create(agent="sim-agent", input=f"plain {tag} {i}",
+                                                      background=True, labels={"tuibatch_item": f"p{tag}-{i}"})
+            while it.status not in ("completed", "failed", "cancelled"):
+                it = await client.aio.interactions.get(it.id)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
 def sim_stats(url: str) -> dict:
     import json
     import urllib.request

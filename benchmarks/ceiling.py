@@ -32,28 +32,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import bench_env, sim_process, sim_stats  # noqa: E402
+from _common import bench_env, plain_loop, sim_process, sim_stats  # noqa: E402
 
 HERE = Path(__file__).resolve()
-
-
-async def plain_loop(url: str, n: int, concurrency: int, tag: str) -> None:
-    """The same SDK calls as the engine, nothing else (copied from engine_overhead.py)."""
-    from google import genai
-    from google.genai import types
-
-    client = genai.Client(api_key="dummy-bench-key", http_options=types.HttpOptions(
-        base_url=url, retry_options=types.HttpRetryOptions(attempts=1), timeout=60_000))
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(i: int) -> None:
-        async with sem:
-            it = await client.aio.interactions.create(agent="sim-agent", input=f"plain {tag} {i}",
-                                                      background=True, labels={"tuibatch_item": f"p{tag}-{i}"})
-            while it.status not in ("completed", "failed", "cancelled"):
-                it = await client.aio.interactions.get(it.id)
-
-    await asyncio.gather(*(one(i) for i in range(n)))
 
 
 def _post(url: str) -> None:

@@ -19,26 +19,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import bench_env, sim_process  # noqa: E402
+from _common import bench_env, plain_loop, sim_process  # noqa: E402
 
 
-async def plain_loop(url: str, n: int, concurrency: int) -> float:
-    from google import genai
-    from google.genai import types
-
-    client = genai.Client(api_key="dummy-bench-key", http_options=types.HttpOptions(
-        base_url=url, retry_options=types.HttpRetryOptions(attempts=1), timeout=60_000))
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(i: int) -> None:
-        async with sem:
-            it = await client.aio.interactions.create(agent="sim-agent", input=f"plain {i} {time.time()}",
-                                                      background=True, labels={"tuibatch_item": f"p{i}"})
-            while it.status not in ("completed", "failed", "cancelled"):
-                it = await client.aio.interactions.get(it.id)
-
+async def plain_rate(url: str, n: int, concurrency: int, tag: str = "p") -> float:
     t0 = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(n)))
+    await plain_loop(url, n, concurrency, tag)
     return n / (time.perf_counter() - t0)
 
 
@@ -76,9 +62,9 @@ def main() -> None:
     with sim_process() as url:
         os.environ.update(bench_env(url))
         plain, eng = [], []
-        asyncio.run(plain_loop(url, 40, a.concurrency))  # warm-up: imports, pydantic caches
+        asyncio.run(plain_rate(url, 40, a.concurrency, "w"))  # warm-up: imports, pydantic caches
         for r in range(a.rounds):
-            plain.append(asyncio.run(plain_loop(url, a.items, a.concurrency)))
+            plain.append(asyncio.run(plain_rate(url, a.items, a.concurrency, f"r{r}")))
             eng.append(asyncio.run(engine_run(url, a.items, a.concurrency, f"r{r}")))
             print(f"round {r + 1}: plain {plain[-1]:.1f} items/s, engine {eng[-1]:.1f} items/s, "
                   f"ratio {eng[-1] / plain[-1]:.3f}", flush=True)

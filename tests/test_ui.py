@@ -12,7 +12,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,22 @@ def cancels(sim: SimulatorThread) -> int:
     return sum(int(v["cancels"]) for v in sim.stats()["items"].values())
 
 
+def start_worker(workers: list[WorkerProcess], items: Path, db: Path, url: str, *args: str) -> WorkerProcess:
+    worker = make_worker(items, db, url, *args)
+    workers.append(worker)
+    worker.start()
+    return worker
+
+
+@asynccontextmanager
+async def live_app(db: Path, worker: WorkerProcess) -> AsyncIterator[tuple[BatchApp, Any]]:
+    """The real app on a checkpoint a real worker is filling, once its first data is on screen."""
+    app = BatchApp(db, worker=worker, poll_interval=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await asyncio.wait_for(app.loaded.wait(), 20)
+        yield app, pilot
+
+
 def test_worker_argv_drops_ui_flags() -> None:
     argv = worker_argv(["a.jsonl", "--db", "x.db", "--quiet", "--budget", "2", "--db=y.db"], Path("z.db"))
     assert argv == ["a.jsonl", "--budget", "2", "--headless", "--quiet", "--db", "z.db"]
@@ -109,12 +126,8 @@ def test_worker_argv_drops_ui_flags() -> None:
 async def test_pause_stops_claims_then_quit_stops_worker(tmp_path: Path, workers: list[WorkerProcess]) -> None:
     items, db = await make_checkpoint(tmp_path, 200)
     with SimulatorThread(run_seconds=0.4) as sim:
-        worker = make_worker(items, db, sim.url, "--concurrency", "4")
-        workers.append(worker)
-        worker.start()
-        app = BatchApp(db, worker=worker, poll_interval=0.1)
-        async with app.run_test(size=SIZE) as pilot:
-            await asyncio.wait_for(app.loaded.wait(), 20)
+        worker = start_worker(workers, items, db, sim.url, "--concurrency", "4")
+        async with live_app(db, worker) as (app, pilot):
             await until(pilot, lambda: app.snap.totals.counts.get("done", 0) >= 4, what="first items done")
             assert app.check_action("pause", ()) and not app.check_action("resume", ())
             await pilot.press("p")
@@ -140,12 +153,8 @@ async def test_skip_running_cancels_on_service_and_q_detaches(tmp_path: Path,
                                                               workers: list[WorkerProcess]) -> None:
     items, db = await make_checkpoint(tmp_path, 3)
     with SimulatorThread(run_seconds=30) as sim:
-        worker = make_worker(items, db, sim.url, "--concurrency", "3")
-        workers.append(worker)
-        worker.start()
-        app = BatchApp(db, worker=worker, poll_interval=0.1)
-        async with app.run_test(size=SIZE) as pilot:
-            await asyncio.wait_for(app.loaded.wait(), 20)
+        worker = start_worker(workers, items, db, sim.url, "--concurrency", "3")
+        async with live_app(db, worker) as (app, pilot):
             await until(pilot, lambda: app.snap.totals.counts.get("running", 0) == 3, what="3 running")
             await pilot.press("3")  # only running
             await until(pilot, lambda: app.table.total == 3 and app.table.current is not None)
@@ -178,12 +187,8 @@ async def test_retry_filters_detail_and_navigation(tmp_path: Path, workers: list
     faults = [{"item": "article-0002", "fault": "http", "code": 400, "times": 1, "message": "bad document"},
               {"item": "article-0005", "fault": "http", "code": 400, "times": 1, "message": "bad document"}]
     with SimulatorThread(run_seconds=0.1, faults=faults) as sim:
-        worker = make_worker(items, db, sim.url, "--concurrency", "4")
-        workers.append(worker)
-        worker.start()
-        app = BatchApp(db, worker=worker, poll_interval=0.1)
-        async with app.run_test(size=SIZE) as pilot:
-            await asyncio.wait_for(app.loaded.wait(), 20)
+        worker = start_worker(workers, items, db, sim.url, "--concurrency", "4")
+        async with live_app(db, worker) as (app, pilot):
             await until(pilot, lambda: worker.poll() is not None, timeout=30, what="worker to finish")
             await pilot.pause(0.3)
             assert app.snap.totals.counts.get("failed") == 2

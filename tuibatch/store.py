@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_seq ON events(seq, id);
+CREATE INDEX IF NOT EXISTS events_wasted ON events(wasted) WHERE wasted = 1;
 CREATE TABLE IF NOT EXISTS control (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pace (t REAL NOT NULL, req INTEGER NOT NULL, tok INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS pace_by_t ON pace(t);
