@@ -35,6 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=600)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--only", choices=("cpu", "latency"), help="run one situation")
     ap.add_argument("--latency", default="150")
     ap.add_argument("--run-seconds", default="1")
     a = ap.parse_args()
@@ -42,6 +43,8 @@ def main() -> None:
              f"latency-bound ({a.latency} ms per response, {a.run_seconds} s runs)":
                  ("--latency", a.latency, "--run-seconds", a.run_seconds)}
     print("| situation | --concurrency 8 | --concurrency auto | auto / 8 |\n|---|---:|---:|---:|")
+    if a.only:
+        cases = {k: v for k, v in cases.items() if k.startswith(a.only)}
     for name, sim_args in cases.items():
         fixed, auto = [], []
         with sim_process(*sim_args) as url, tempfile.TemporaryDirectory() as d:

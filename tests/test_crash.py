@@ -26,6 +26,14 @@ def _checkpoint(db: Path) -> dict[str, dict]:
     return {r["key"]: dict(r) for r in con.execute("SELECT * FROM items")}
 
 
+def _count(db: Path, state: str) -> int:
+    """Items in *state*, 0 while the worker is still creating the checkpoint."""
+    try:
+        return sum(1 for r in _checkpoint(db).values() if r["state"] == state) if db.exists() else 0
+    except sqlite3.OperationalError:
+        return 0
+
+
 def _check_paid_once(sim: SimulatorThread, db: Path, keys: list[str]) -> int:
     """Every item done with its own output; returns the number of duplicate launches."""
     stats = sim.stats()["items"]
@@ -143,7 +151,7 @@ def test_sigterm_stops_quickly_keeps_run_ids_and_resumes(tmp_path: Path) -> None
         proc = start_cli(args, env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if db.exists() and sum(1 for r in _checkpoint(db).values() if r["state"] == "running") >= 5:
+            if _count(db, "running") >= 5:
                 break
             time.sleep(0.1)
         t0 = time.monotonic()
@@ -173,8 +181,7 @@ def test_a_closed_output_pipe_neither_fails_items_nor_blocks_sigterm(tmp_path: P
         proc.stdout.close()  # like `tuibatch … | head -1` after head exits
         proc.stderr.close()
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (
-                db.exists() and sum(r["state"] == "done" for r in _checkpoint(db).values()) >= 5):
+        while time.monotonic() < deadline and _count(db, "done") < 5:
             time.sleep(0.1)
         proc.terminate()
         assert proc.wait(timeout=10) == 130

@@ -22,6 +22,8 @@ from .items import InputError, load_items
 from .store import ChangedKeys, CheckpointError, Store, Totals, default_db_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: --concurrency auto starts here, and rising latency alone never takes it lower (429/503 can)
+AUTO_START = 8
 COMMANDS = ("status", "export", "pause", "resume", "skip", "retry", "sim", "demo", "watch")
 
 
@@ -60,7 +62,8 @@ def _run_parser() -> argparse.ArgumentParser:
     target.add_argument("--agent", help="managed agent for items that name none (Interactions API)")
     target.add_argument("--model", help="model for items that name none (default gemini-2.5-flash)")
     p.add_argument("--instruction", help="system instruction for items that give none")
-    p.add_argument("--concurrency", default="8", help="runs in flight at once, or 'auto' (default 8)")
+    p.add_argument("--concurrency", default="auto",
+                   help="runs in flight at once, or auto: AIMD from 8 up to --max-concurrency (default auto)")
     p.add_argument("--max-concurrency", type=int, default=32, help="ceiling for --concurrency auto")
     p.add_argument("--max-attempts", type=int, default=5, help="launch attempts per item (default 5)")
     p.add_argument("--rpm", type=float, help="requests per minute quota, shared by all workers")
@@ -91,7 +94,7 @@ def _db_parser(prog: str, help_text: str) -> argparse.ArgumentParser:
 
 def _concurrency(value: str) -> tuple[int, bool]:
     if value == "auto":
-        return 4, True
+        return AUTO_START, True
     try:
         n = int(value)
     except ValueError:

@@ -55,6 +55,7 @@ class Window:
         return wait
 
     def take(self, now: float) -> None:
+        self._trim(now)
         self.sent.append(now)
 
 
@@ -64,6 +65,8 @@ class Pacer:
         self.adaptive = adaptive
         self.max_concurrency = max(1, max_concurrency)
         self.limit = float(min(concurrency, self.max_concurrency))
+        #: rising latency alone does not take an adaptive pool below where it started
+        self.floor = self.limit
         self.rpm = rpm * margin if rpm else None
         self.tpm = tpm * margin if tpm else None
         self.hold_until = 0.0  # monotonic
@@ -181,7 +184,7 @@ class Pacer:
         if self._base_latency is None or latency < self._base_latency:
             self._base_latency = latency
         if self._latency > 3 * self._base_latency + 0.05:
-            self.limit = max(1.0, self.limit * 0.9)
+            self.limit = max(min(self.floor, self.limit), self.limit * 0.9)
         elif time.monotonic() >= self.ramp_from + RAMP_SECONDS:
             self.limit = min(float(self.max_concurrency), self.limit + 1.0 / max(1.0, self.limit))
 
