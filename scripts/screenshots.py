@@ -1,6 +1,6 @@
 """Screenshots of the real app on demo data: main.svg, detail-failed.svg, help.svg.
 
-A demo-like batch (200 articles, the demo fault plan: 503 burst, 429 storm, permanent 400s,
+The demo's own batch (200 article records, the demo fault plan: 503 burst, 429 storm, permanent 400s,
 a failed run, a slow item) runs in a real headless worker against the simulator, and the real
 app views its checkpoint mid-run. The API key is a dummy and is checked never to be on screen.
 
@@ -16,6 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from tuibatch.demo import DEMO_AGENT, INSTRUCTION, write_demo
 from tuibatch.sim import SimulatorThread, demo_fault_plan
 from tuibatch.ui.app import BatchApp
 from tuibatch.ui.detail import DetailScreen
@@ -25,34 +26,18 @@ from tuibatch.ui.worker import WorkerProcess
 
 API_KEY = "AIzaDEMO-never-on-screen-0123456789"
 SIZE = (110, 34)
-TOPICS = ("solar storage", "river restoration", "urban heat", "soil carbon", "tidal energy",
-          "bike lanes", "heat pumps", "wetland birds", "grid batteries", "coral reefs")
-
-
-def write_demo_items(path: Path, n: int = 200) -> list[str]:
-    keys = []
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(1, n + 1):
-            key = f"article-{i:04d}"
-            keys.append(key)
-            topic = TOPICS[i % len(TOPICS)]
-            f.write(json.dumps({"key": key, "payload": {
-                "title": f"{topic.title()}: field notes #{i}",
-                "text": f"A report on {topic}, part {i}. Summarise it in three bullet points."}}) + "\n")
-    return keys
-
-
 async def shoot(out: Path, work: Path) -> None:
-    items = work / "articles.jsonl"
-    keys = write_demo_items(items)
-    db = work / "articles.tuibatch.db"
+    items = write_demo(work, 200)  # the very batch `tuibatch demo` runs
+    keys = [json.loads(line)["key"] for line in items.read_text().splitlines()]
+    db = work / "items.tuibatch.db"
     with SimulatorThread(run_seconds=1.5, faults=demo_fault_plan(keys)) as sim:
         env = dict(os.environ, GOOGLE_GEMINI_BASE_URL=sim.url, GEMINI_API_KEY=API_KEY)
         env.pop("GOOGLE_API_KEY", None)
-        worker = WorkerProcess([str(items), "--agent", "sim-agent", "--concurrency", "8", "--budget", "0.40",
+        worker = WorkerProcess([str(items), "--agent", DEMO_AGENT, "--instruction", INSTRUCTION,
+                                "--concurrency", "8", "--budget", "0.80",
                                 "--poll-interval", "0.3", "--retry-initial", "0.5"], db, env=env)
         worker.start()
-        app = BatchApp(db, worker=worker, budget=0.40, title=items.name)
+        app = BatchApp(db, worker=worker, budget=0.80, title=items.name)
         try:
             async with app.run_test(size=SIZE) as pilot:
                 await asyncio.wait_for(app.loaded.wait(), 30)
