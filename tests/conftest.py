@@ -43,6 +43,14 @@ def write_items(path: Path, n: int, *, prefix: str = "item", extra: dict[int, di
     return keys
 
 
+def new_batch(tmp_path: Path, n: int, *flags: str) -> tuple[Path, Path, list[str], list[str]]:
+    """An items file of *n* items, its default checkpoint path, the keys, and fast headless CLI args."""
+    items = tmp_path / "items.jsonl"
+    keys = write_items(items, n)
+    args = [str(items), "--headless", "--agent", "sim-agent", *flags, *FAST]
+    return items, tmp_path / "items.tuibatch.db", keys, args
+
+
 def cli_env(sim_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
     env["GEMINI_API_KEY"] = "dummy-test-key"

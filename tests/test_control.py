@@ -7,7 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from conftest import FAST, cli_env, export, run_cli, start_cli, write_items
+from conftest import FAST, cli_env, export, new_batch, run_cli, start_cli, write_items
 
 from tuibatch.items import key_label
 from tuibatch.sim import SimulatorThread
@@ -33,10 +33,7 @@ def _wait(pred, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_pause_resume_skip_and_retry_from_another_terminal(tmp_path: Path) -> None:
-    items = tmp_path / "items.jsonl"
-    db = tmp_path / "items.tuibatch.db"
-    keys = write_items(items, 16)
-    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "2", *FAST]
+    items, db, keys, args = new_batch(tmp_path, 16, "--concurrency", "2")
     with SimulatorThread(run_seconds=0.4) as sim:
         sim.set_faults([{"item": keys[15], "fault": "http", "code": 400, "times": 1}])
         worker = start_cli(args, env=cli_env(sim.url))

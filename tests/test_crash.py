@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST, cli_env, export, run_cli, start_cli, write_items
+from conftest import FAST, cli_env, export, new_batch, run_cli, start_cli, write_items
 
 from tuibatch.items import key_label, sha256_hex
 from tuibatch.sim import SimulatorThread
@@ -89,10 +89,7 @@ def test_random_sigkills_never_lose_or_repay_finished_work(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("point", ["after_launch", "after_commit"])
 def test_named_crash_points(tmp_path: Path, point: str) -> None:
-    items = tmp_path / "items.jsonl"
-    db = tmp_path / "items.tuibatch.db"
-    keys = write_items(items, 6)
-    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "1", *FAST]
+    items, db, keys, args = new_batch(tmp_path, 6, "--concurrency", "1")
     with SimulatorThread(run_seconds=0.05) as sim:
         crashed = run_cli(args, env=cli_env(sim.url, TUIBATCH_CRASH_AT=f"{point}:3"))
         assert crashed.returncode == 137, crashed.stderr
@@ -122,10 +119,7 @@ def test_named_crash_points(tmp_path: Path, point: str) -> None:
 
 
 def test_two_workers_on_one_checkpoint_launch_each_item_once(tmp_path: Path) -> None:
-    items = tmp_path / "items.jsonl"
-    db = tmp_path / "items.tuibatch.db"
-    keys = write_items(items, 120)
-    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "6", *FAST]
+    items, db, keys, args = new_batch(tmp_path, 120, "--concurrency", "6")
     with SimulatorThread(run_seconds=0.05) as sim:
         env = cli_env(sim.url)
         procs = [start_cli(args, env=env) for _ in range(2)]
@@ -142,10 +136,7 @@ def test_two_workers_on_one_checkpoint_launch_each_item_once(tmp_path: Path) -> 
 
 
 def test_sigterm_stops_quickly_keeps_run_ids_and_resumes(tmp_path: Path) -> None:
-    items = tmp_path / "items.jsonl"
-    db = tmp_path / "items.tuibatch.db"
-    keys = write_items(items, 10)
-    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "5", *FAST]
+    items, db, keys, args = new_batch(tmp_path, 10, "--concurrency", "5")
     with SimulatorThread(run_seconds=1.5) as sim:
         env = cli_env(sim.url)
         proc = start_cli(args, env=env)
