@@ -179,3 +179,19 @@ def test_a_closed_output_pipe_neither_fails_items_nor_blocks_sigterm(tmp_path: P
     rows = _checkpoint(db).values()
     assert sum(r["state"] == "done" for r in rows) >= 5
     assert not [r for r in rows if r["state"] == "failed"]
+
+
+def test_workers_started_together_all_open_a_fresh_checkpoint(tmp_path: Path) -> None:
+    """Several workers racing to create one checkpoint all get in (WAL switch, schema) and share it."""
+    with SimulatorThread(run_seconds=0.05) as sim:
+        env = cli_env(sim.url)
+        for round_ in range(3):
+            sim.reset()
+            (tmp_path / f"r{round_}").mkdir()
+            _items, db, keys, args = new_batch(tmp_path / f"r{round_}", 8, "--concurrency", "2")
+            procs = [start_cli(args, env=env) for _ in range(4)]
+            for p in procs:
+                _out, err = p.communicate(timeout=60)
+                assert p.returncode == 0, err
+            _check_paid_once(sim, db, keys)
+            assert all(sim.stats()["items"][key_label(k)]["launches"] == 1 for k in keys)

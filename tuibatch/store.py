@@ -290,17 +290,33 @@ class Store:
                 _check_existing(path)
             except OSError as exc:
                 raise CheckpointError(f"{path}: cannot create checkpoint: {exc.strerror}") from None
-        await store._connect()
-        await store._init_schema()
+        try:
+            await store._connect()
+            await store._init_schema()
+        except BaseException as exc:
+            await store.close()  # an open connection thread would keep the process alive
+            if isinstance(exc, sqlite3.OperationalError):
+                raise CheckpointError(f"{path}: cannot open checkpoint: {exc}") from None
+            raise
         return store
 
     async def _connect(self) -> None:
         db = await aiosqlite.connect(self.path, isolation_level=None, timeout=30.0)
-        db.row_factory = None
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=30000")
         self._db = db
+        db.row_factory = None
+        await db.execute("PRAGMA busy_timeout=30000")
+        # Switching to WAL needs the file to itself, and SQLite may answer "locked" at once,
+        # without waiting, while another worker is creating the same checkpoint: retry.
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                await db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+        await db.execute("PRAGMA synchronous=NORMAL")
         for suffix in ("-wal", "-shm"):
             p = Path(str(self.path) + suffix)
             if p.exists():
