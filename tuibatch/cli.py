@@ -62,8 +62,8 @@ def _run_parser() -> argparse.ArgumentParser:
     target.add_argument("--agent", help="managed agent for items that name none (Interactions API)")
     target.add_argument("--model", help="model for items that name none (default gemini-2.5-flash)")
     p.add_argument("--instruction", help="system instruction for items that give none")
-    p.add_argument("--concurrency", default="auto",
-                   help="runs in flight at once, or auto: AIMD from 8 up to --max-concurrency (default auto)")
+    p.add_argument("--concurrency", default="8",
+                   help="runs in flight at once (default 8), or auto: AIMD from 8 up to --max-concurrency")
     p.add_argument("--max-concurrency", type=int, default=32, help="ceiling for --concurrency auto")
     p.add_argument("--max-attempts", type=int, default=5, help="launch attempts per item (default 5)")
     p.add_argument("--rpm", type=float, help="requests per minute quota, shared by all workers")
