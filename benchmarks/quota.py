@@ -80,6 +80,17 @@ def _is_429(exc: BaseException) -> bool:
     return getattr(exc, "status_code", None) == 429 or getattr(exc, "code", None) == 429
 
 
+async def _until_not_429(on_429: Any, fn: Any, *a: Any, **kw: Any) -> Any:
+    """Call *fn* until it answers something other than a 429; *on_429* decides how to wait."""
+    while True:
+        try:
+            return await fn(*a, **kw)
+        except Exception as exc:
+            if not _is_429(exc):
+                raise
+            await on_429(exc)
+
+
 async def naive(url: str, seconds: float, concurrency: int, poll: float) -> int:
     """Each task on its own: create, poll every *poll* s; a 429 sleeps its retryDelay (or 1 s) and retries."""
     client = _client(url)
@@ -88,13 +99,7 @@ async def naive(url: str, seconds: float, concurrency: int, poll: float) -> int:
     done = 0
 
     async def call(fn: Any, *a: Any, **kw: Any) -> Any:
-        while True:
-            try:
-                return await fn(*a, **kw)
-            except Exception as exc:
-                if not _is_429(exc):
-                    raise
-                await asyncio.sleep(_retry_delay(exc, 1.0))
+        return await _until_not_429(lambda exc: asyncio.sleep(_retry_delay(exc, 1.0)), fn, *a, **kw)
 
     async def task() -> None:
         nonlocal done
@@ -127,16 +132,13 @@ async def fixed_rate(url: str, seconds: float, per_minute: float, pause: float, 
     done = 0
     inflight: set[asyncio.Task[None]] = set()
 
-    async def call(fn: Any, *a: Any, **kw: Any) -> Any:
+    async def on_429(_exc: Exception) -> None:
         nonlocal last_429
-        while True:
-            try:
-                return await fn(*a, **kw)
-            except Exception as exc:
-                if not _is_429(exc):
-                    raise
-                last_429 = time.monotonic()
-                await asyncio.sleep(pause)
+        last_429 = time.monotonic()
+        await asyncio.sleep(pause)
+
+    async def call(fn: Any, *a: Any, **kw: Any) -> Any:
+        return await _until_not_429(on_429, fn, *a, **kw)
 
     async def item(i: int) -> None:
         nonlocal done

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -85,8 +85,6 @@ class Engine:
         self._spent = 0.0
         self._batch_id = ""
         self.interrupted = False
-        self.started = time.monotonic()
-        self.first_launch_at: float | None = None
         self._first_target: float | None = None  # when to poll a fresh run first, under a quota
         self._unreachable = 0  # launches in a row that could not connect at all
 
@@ -243,8 +241,6 @@ class Engine:
                     if self._stop.is_set():
                         await self.store.unclaim(row.seq, "stopped before launch")
                         return None
-                    if self.first_launch_at is None:
-                        self.first_launch_at = time.monotonic()
                     t0 = time.monotonic()
                     try:
                         result = await self.backend.launch(spec)
@@ -446,5 +442,3 @@ class Engine:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
-
-Notify = Callable[[str], Awaitable[None]]

@@ -42,11 +42,6 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def input_text_of(payload: Any) -> str:
-    """A string payload is sent as is; anything else as its JSON text."""
-    return payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-
-
 def derived_key(payload: Any) -> str:
     return "sha-" + sha256_hex(canonical(payload))[:16]
 
