@@ -27,18 +27,29 @@ from _common import bench_env, sim_process  # noqa: E402
 
 async def commits_per_second(n: int) -> float:
     from tuibatch.items import Item
+    from tuibatch.states import ItemState
     from tuibatch.store import Attempt, Store
 
     with tempfile.TemporaryDirectory() as d:
         store = await Store.open(Path(d) / "c.db", create=True)
-        await store.sync_items([Item(seq=i, key=f"k{i}", input_text="x", payload_hash="h", line=i + 1)
-                                for i in range(n)])
+        await store.sync_items(
+            [
+                Item(seq=i, key=f"k{i}", input_text="x", payload_hash="h", line=i + 1)
+                for i in range(n)
+            ]
+        )
         t0 = time.perf_counter()
         for i in range(n):
             c = await store.claim()
             assert c is not None
             await store.mark_running(c.row.seq, f"run-{i}", "sim-agent")
-            await store.finish(c.row.seq, "done", run_id=f"run-{i}", output="out", a=Attempt(outcome="done"))
+            await store.finish(
+                c.row.seq,
+                ItemState.DONE,
+                run_id=f"run-{i}",
+                output="out",
+                a=Attempt(outcome="done"),
+            )
         took = time.perf_counter() - t0
         await store.close()
     return 3 * n / took
@@ -51,8 +62,19 @@ def build(d: Path, n: int, done: int) -> Path:
     items = d / "items.jsonl"
     with open(items, "w") as f:
         for i in range(n):
-            f.write(json.dumps({"key": f"article-{i:06d}", "payload": {"title": f"Paper {i}", "year": 2000 + i % 25,
-                                                                       "abstract": "x" * 200}}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "key": f"article-{i:06d}",
+                        "payload": {
+                            "title": f"Paper {i}",
+                            "year": 2000 + i % 25,
+                            "abstract": "x" * 200,
+                        },
+                    }
+                )
+                + "\n"
+            )
 
     async def init() -> None:
         from tuibatch.items import load_items
@@ -60,16 +82,23 @@ def build(d: Path, n: int, done: int) -> Path:
 
         store = await Store.open(d / "items.tuibatch.db", create=True)
         await store.sync_items(load_items(items))
-        await store.set_meta({"items_sha256": hashlib.sha256(items.read_bytes()).hexdigest(),
-                              "items_count": str(n)})
+        await store.set_meta(
+            {"items_sha256": hashlib.sha256(items.read_bytes()).hexdigest(), "items_count": str(n)}
+        )
         await store.close()
 
     asyncio.run(init())
     con = sqlite3.connect(d / "items.tuibatch.db")
-    con.execute("UPDATE items SET state='done', run_id='run-'||seq, output='{}', attempts=1, tokens_in=50,"
-                " tokens_out=80, cost_usd=0.0002, finished_at=created_at WHERE seq < ?", (done,))
-    con.execute("INSERT INTO events(t, seq, kind, state) SELECT created_at, seq, 'state', 'done' FROM items"
-                " WHERE seq < ?", (done,))
+    con.execute(
+        "UPDATE items SET state='done', run_id='run-'||seq, output='{}', attempts=1, tokens_in=50,"
+        " tokens_out=80, cost_usd=0.0002, finished_at=created_at WHERE seq < ?",
+        (done,),
+    )
+    con.execute(
+        "INSERT INTO events(t, seq, kind, state) SELECT created_at, seq, 'state', 'done' FROM items"
+        " WHERE seq < ?",
+        (done,),
+    )
     con.commit()
     con.close()
     return items
@@ -79,9 +108,23 @@ def first_launch(items: Path, url: str) -> float:
     with urllib.request.urlopen(urllib.request.Request(url + "/_sim/reset", method="POST")):
         pass
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "tuibatch", str(items), "--headless", "--agent", "sim-agent",
-                             "--progress-every", "60"], env=bench_env(url),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tuibatch",
+            str(items),
+            "--headless",
+            "--agent",
+            "sim-agent",
+            "--progress-every",
+            "60",
+        ],
+        env=bench_env(url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = None
     while first is None and time.monotonic() - t0 < 60:
         with urllib.request.urlopen(url + "/_sim/requests") as r:
@@ -101,7 +144,10 @@ def first_launch(items: Path, url: str) -> float:
 
 def import_time() -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import google.genai._gaos.google_genai, google.genai.types"], check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import google.genai._gaos.google_genai, google.genai.types"],
+        check=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -112,8 +158,10 @@ def main() -> None:
     ap.add_argument("--commits", type=int, default=3000)
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
-    print(f"store: {asyncio.run(commits_per_second(a.commits)):.0f} transactions/s "
-          f"(claim, mark_running, finish; WAL, synchronous=NORMAL)")
+    print(
+        f"store: {asyncio.run(commits_per_second(a.commits)):.0f} transactions/s "
+        f"(claim, mark_running, finish; WAL, synchronous=NORMAL)"
+    )
     with tempfile.TemporaryDirectory() as d, sim_process("--run-seconds", "1") as url:
         t0 = time.perf_counter()
         items = build(Path(d), a.items, a.done)
@@ -124,8 +172,12 @@ def main() -> None:
             f.write(json.dumps({"key": "one-more", "payload": "new"}) + "\n")
         full = [first_launch(items, url)] + [first_launch(items, url) for _ in range(a.repeat - 1)]
     print(f"python + google-genai import alone: {min(bare):.2f} s (min of {a.repeat})")
-    print(f"start → first launch, items file unchanged: {min(fast):.2f} s (min), runs {[round(x, 2) for x in fast]}")
-    print(f"start → first launch, file changed (full read + sync): {full[0]:.2f} s, then {[round(x, 2) for x in full[1:]]}")
+    print(
+        f"start → first launch, items file unchanged: {min(fast):.2f} s (min), runs {[round(x, 2) for x in fast]}"
+    )
+    print(
+        f"start → first launch, file changed (full read + sync): {full[0]:.2f} s, then {[round(x, 2) for x in full[1:]]}"
+    )
 
 
 if __name__ == "__main__":

@@ -46,12 +46,11 @@ async def build(tmp: Path, n: int, pending: int) -> tuple[Path, Path, float]:
     store = await Store.open(db, create=True)
     await store.sync_items(load_items(items))
     now = time.time()
-    async with store.tx() as con:
-        await con.execute(
-            "UPDATE items SET state='done', attempts=1, tokens_in=40, tokens_out=200, tokens_thought=300,"
-            " cost_usd=0.0012, output='{\"summary\": \"ok\"}', run_id='int_' || seq,"
-            " started_at=? - (? - seq) * 0.01, finished_at=? - (? - seq) * 0.01 + 2.5 WHERE seq < ?",
-            (now - 3600, n, now - 3600, n, n - pending))
+    await store.transaction(lambda con: con.execute(
+        "UPDATE items SET state='done', attempts=1, tokens_in=40, tokens_out=200, tokens_thought=300,"
+        " cost_usd=0.0012, output='{\"summary\": \"ok\"}', run_id='int_' || seq,"
+        " started_at=? - (? - seq) * 0.01, finished_at=? - (? - seq) * 0.01 + 2.5 WHERE seq < ?",
+        (now - 3600, n, now - 3600, n, n - pending)))
     await store.close()
     return items, db, time.perf_counter() - t0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tuibatch.demo import DEMO_AGENT, INSTRUCTION, write_demo
 from tuibatch.sim import SimulatorThread, demo_fault_plan
+from tuibatch.states import ItemState
 from tuibatch.ui.app import BatchApp
 from tuibatch.ui.detail import DetailScreen
 from tuibatch.ui.header import pause_text
@@ -26,6 +27,8 @@ from tuibatch.ui.worker import WorkerProcess
 
 API_KEY = "AIzaDEMO-never-on-screen-0123456789"
 SIZE = (110, 34)
+
+
 async def shoot(out: Path, work: Path) -> None:
     items = write_demo(work, 200)  # the very batch `tuibatch demo` runs
     keys = [json.loads(line)["key"] for line in items.read_text().splitlines()]
@@ -33,15 +36,31 @@ async def shoot(out: Path, work: Path) -> None:
     with SimulatorThread(run_seconds=1.5, faults=demo_fault_plan(keys)) as sim:
         env = dict(os.environ, GOOGLE_GEMINI_BASE_URL=sim.url, GEMINI_API_KEY=API_KEY)
         env.pop("GOOGLE_API_KEY", None)
-        worker = WorkerProcess([str(items), "--agent", DEMO_AGENT, "--instruction", INSTRUCTION,
-                                "--concurrency", "8", "--budget", "0.80",
-                                "--poll-interval", "0.3", "--retry-initial", "0.5"], db, env=env)
+        worker = WorkerProcess(
+            [
+                str(items),
+                "--agent",
+                DEMO_AGENT,
+                "--instruction",
+                INSTRUCTION,
+                "--concurrency",
+                "8",
+                "--budget",
+                "0.80",
+                "--poll-interval",
+                "0.3",
+                "--retry-initial",
+                "0.5",
+            ],
+            db,
+            env=env,
+        )
         worker.start()
         app = BatchApp(db, worker=worker, budget=0.80, title=items.name)
         try:
             async with app.run_test(size=SIZE) as pilot:
                 await asyncio.wait_for(app.loaded.wait(), 30)
-                while app.snap.totals.counts.get("done", 0) < 52:
+                while app.snap.totals.counts.get(ItemState.DONE, 0) < 52:
                     await pilot.pause(0.2)
                 await pilot.press("f")  # follow the running items
                 for _ in range(40):  # catch the 429 storm's back-off in the header
@@ -51,16 +70,22 @@ async def shoot(out: Path, work: Path) -> None:
                 await pilot.pause(0.3)
                 save(app, out / "main.svg")
                 await pilot.press("f", "5")
-                await pilot.pause(0.4)
+                failed = app.snap.totals.counts.get(ItemState.FAILED, 0)
+                while not (app.table.idle and app.table.total >= failed and app.table.current):
+                    await pilot.pause(0.05)
                 await pilot.press("enter")
-                while not isinstance(app.screen, DetailScreen):
-                    await pilot.pause(0.1)
-                await pilot.pause(0.3)
+                while not (
+                    isinstance(app.screen, DetailScreen) and app.screen.query("#detail-history")
+                ):
+                    await pilot.pause(0.05)
+                await pilot.wait_for_scheduled_animations()
+                await pilot.pause()
                 save(app, out / "detail-failed.svg")
                 await pilot.press("escape", "0", "question_mark")
-                while not isinstance(app.screen, HelpScreen):
-                    await pilot.pause(0.1)
-                await pilot.pause(0.2)
+                while not (isinstance(app.screen, HelpScreen) and app.screen.query("#help-table")):
+                    await pilot.pause(0.05)
+                await pilot.wait_for_scheduled_animations()
+                await pilot.pause()
                 save(app, out / "help.svg")
                 await pilot.press("escape")
         finally:
@@ -79,7 +104,9 @@ def save(app: BatchApp, path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "screenshots")
+    p.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent.parent / "screenshots"
+    )
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:

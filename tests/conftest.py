@@ -6,16 +6,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from tuibatch.sim import SimulatorThread
 
 SECRET_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GEMINI_BASE_URL",
-              "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_API_VERSION", "TUIBATCH_CRASH_AT")
+              "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_API_VERSION", "TUIBATCH_SDK_SPEEDUP")
 
 
 @pytest.fixture(autouse=True)
@@ -96,3 +97,24 @@ def export(db: Path) -> list[dict[str, Any]]:
     out = run_cli(["export", "--db", str(db)])
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+T = TypeVar("T")
+
+
+def wait_until(
+    condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.05
+) -> T:
+    """Poll *condition* until it returns something truthy, and return that; fail after *timeout* s.
+
+    For waiting on a condition instead of sleeping and hoping: *timeout* is a bound for a hung
+    test, never the expected duration, so make it generous.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(interval)

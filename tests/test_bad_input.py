@@ -1,4 +1,8 @@
-"""Bad input: one line naming file and line, exit 2, no traceback, checkpoint untouched."""
+"""Bad input end to end: one line naming file and line, exit 2, no traceback, checkpoint untouched.
+
+The parser's every refusal is tested directly in test_items.py; here a few go through the real
+command line, with and without a checkpoint from an earlier run.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,21 @@ from pathlib import Path
 
 import pytest
 from conftest import cli_env, run_cli, write_items
+from test_items import REFUSED
 
-CASES = {
-    "malformed-json": (b'{"key": "a", "payload": "x"}\n{"key": "b", "payload": \n', 2, "malformed JSON"),
-    "not-an-object": (b'{"key": "a", "payload": "x"}\n[1, 2]\n', 2, "expected a JSON object"),
-    "missing-payload": (b'{"key": "a", "payload": "x"}\n\n{"key": "b"}\n', 3, 'missing "payload"'),
-    "key-not-string": (b'{"key": 17, "payload": "x"}\n', 1, '"key" must be a non-empty string'),
-    "duplicate-key": (b'{"key": "a", "payload": "x"}\n{"key": "b", "payload": "y"}\n{"key": "a", "payload": "z"}\n',
-                      3, "duplicate key 'a' (first on line 1)"),
-    "invalid-utf8": (b'{"key": "a", "payload": "x"}\n{"key": "b", "payload": "\xff\xfe"}\n', 2, "invalid UTF-8"),
-}
+from tuibatch.states import ExitCode
+
+#: refusals also run end to end: a JSON error, a duplicate across lines, bytes that are not UTF-8
+END_TO_END = ("malformed-json", "duplicate-key", "invalid-utf8")
 
 
 def _digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def _files(folder: Path) -> dict[str, str | None]:
+    """Every file next to the items file (the checkpoint, its -wal/-shm if any), by content."""
+    return {p.name: _digest(p) for p in sorted(folder.iterdir()) if p.name != "items.jsonl"}
 
 
 def _assert_one_line(stderr: str, *needles: str) -> None:
@@ -33,63 +38,49 @@ def _assert_one_line(stderr: str, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_items_file_is_refused_whole(tmp_path: Path, case: str) -> None:
-    data, line, problem = CASES[case]
+def test_a_bad_items_file_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    data, line, problem = REFUSED["malformed-json"]
     items = tmp_path / "items.jsonl"
     items.write_bytes(data)
     out = run_cli([str(items), "--headless"])
-    assert out.returncode == 2
-    _assert_one_line(out.stderr, f"{items}:{line}:", problem)
-    assert not (tmp_path / "items.tuibatch.db").exists(), "nothing may be written for bad input"
+    assert out.returncode == ExitCode.USAGE
+    _assert_one_line(out.stderr, f"{items}:{line}: {problem}")
+    assert _files(tmp_path) == {}, "nothing may be written for bad input"
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_items_file_leaves_existing_checkpoint_unchanged(tmp_path: Path, sim, case: str) -> None:
+def test_a_bad_items_file_leaves_the_existing_checkpoint_unchanged(tmp_path: Path, sim) -> None:
     items = tmp_path / "items.jsonl"
-    db = tmp_path / "items.tuibatch.db"
     write_items(items, 3)
-    ok = run_cli([str(items), "--headless", "--agent", "sim-agent", "--poll-interval", "0.05"], env=cli_env(sim.url))
-    assert ok.returncode == 0, ok.stderr
-    before = _digest(db)
-    data, line, problem = CASES[case]
-    items.write_bytes(items.read_bytes() + data)
-    out = run_cli([str(items), "--headless"], env=cli_env(sim.url))
-    assert out.returncode == 2
-    _assert_one_line(out.stderr, f"{items}:", problem.split(" (")[0])
-    assert _digest(db) == before
-
-
-def test_missing_file_and_directory(tmp_path: Path) -> None:
-    out = run_cli([str(tmp_path / "nope.jsonl"), "--headless"])
-    assert out.returncode == 2
-    _assert_one_line(out.stderr, "nope.jsonl", "no such file")
-    out = run_cli([str(tmp_path), "--headless"])
-    assert out.returncode == 2
-    _assert_one_line(out.stderr, str(tmp_path), "directory")
-
-
-def test_bom_crlf_blank_lines_and_derived_keys_are_accepted(tmp_path: Path, sim) -> None:
-    items = tmp_path / "items.jsonl"
-    items.write_bytes(b'\xef\xbb\xbf{"key": "a", "payload": "x"}\r\n\r\n{"payload": {"b": 1, "a": 2}}\r\n  \n')
-    out = run_cli([str(items), "--headless", "--agent", "sim-agent", "--poll-interval", "0.05"], env=cli_env(sim.url))
-    assert out.returncode == 0, out.stderr
-    db = tmp_path / "items.tuibatch.db"
-    keys = [r[0] for r in sqlite3.connect(db).execute("SELECT key FROM items ORDER BY seq")]
-    assert keys[0] == "a"
-    # the derived key is a hash of the canonical payload: key order does not change it
-    items.write_text('{"payload": {"a": 2, "b": 1}}\n')
-    from tuibatch.items import load_items
-
-    assert load_items(items)[0].key == keys[1]
+    good = items.read_bytes()
+    ok = run_cli(
+        [str(items), "--headless", "--agent", "sim-agent", "--poll-interval", "0.05"],
+        env=cli_env(sim.url),
+    )
+    assert ok.returncode == ExitCode.OK, ok.stderr
+    before = _files(tmp_path)
+    assert "items.tuibatch.db" in before
+    for case in END_TO_END:
+        data, line, problem = REFUSED[case]
+        items.write_bytes(good + data)
+        out = run_cli([str(items), "--headless"], env=cli_env(sim.url))
+        assert out.returncode == ExitCode.USAGE, (case, out.stderr)
+        # the line numbers in the message are the whole file's: three good lines come first
+        problem = problem.replace("first on line 1", "first on line 4")
+        _assert_one_line(out.stderr, f"{items}:{3 + line}: {problem}")
+        assert _files(tmp_path) == before, case
 
 
 def test_changed_payload_is_refused_then_rerun_on_request(tmp_path: Path, sim) -> None:
     items = tmp_path / "items.jsonl"
     db = tmp_path / "items.tuibatch.db"
     write_items(items, 4)
-    assert run_cli([str(items), "--headless", "--agent", "sim-agent", "--poll-interval", "0.05"],
-                   env=cli_env(sim.url)).returncode == 0
+    assert (
+        run_cli(
+            [str(items), "--headless", "--agent", "sim-agent", "--poll-interval", "0.05"],
+            env=cli_env(sim.url),
+        ).returncode
+        == 0
+    )
     before = _digest(db)
     lines = items.read_text().splitlines()
     obj = json.loads(lines[2])
@@ -100,8 +91,18 @@ def test_changed_payload_is_refused_then_rerun_on_request(tmp_path: Path, sim) -
     assert out.returncode == 2
     _assert_one_line(out.stderr, "item-0002", "--rerun-changed")
     assert _digest(db) == before
-    out = run_cli([str(items), "--headless", "--agent", "sim-agent", "--poll-interval", "0.05", "--rerun-changed"],
-                  env=cli_env(sim.url))
+    out = run_cli(
+        [
+            str(items),
+            "--headless",
+            "--agent",
+            "sim-agent",
+            "--poll-interval",
+            "0.05",
+            "--rerun-changed",
+        ],
+        env=cli_env(sim.url),
+    )
     assert out.returncode == 0, out.stderr
     con = sqlite3.connect(db)
     state, output = con.execute("SELECT state, output FROM items WHERE key='item-0002'").fetchone()
@@ -111,13 +112,18 @@ def test_changed_payload_is_refused_then_rerun_on_request(tmp_path: Path, sim) -
     assert len(old) == 1 and old[0]["old_state"] == "done" and "Paper 2" in old[0]["old_output"]
 
 
-@pytest.mark.parametrize("content,problem", [
-    (b"hello, this is not a database at all", "not a tuibatch checkpoint"),
-    (None, "not a tuibatch checkpoint"),
-    ("newer", "newer than this tuibatch"),
-    ("corrupt", "corrupt"),
-])
-def test_checkpoint_that_is_not_ours_is_never_overwritten(tmp_path: Path, content, problem: str) -> None:
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (b"hello, this is not a database at all", "not a tuibatch checkpoint"),
+        (None, "not a tuibatch checkpoint"),
+        ("newer", "newer than this tuibatch"),
+        ("corrupt", "corrupt"),
+    ],
+)
+def test_checkpoint_that_is_not_ours_is_never_overwritten(
+    tmp_path: Path, content, problem: str
+) -> None:
     items = tmp_path / "items.jsonl"
     write_items(items, 2)
     db = tmp_path / "other.db"
@@ -128,14 +134,19 @@ def test_checkpoint_that_is_not_ours_is_never_overwritten(tmp_path: Path, conten
         con.close()
     elif content == "newer":
         con = sqlite3.connect(db)
-        con.executescript("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT); CREATE TABLE items (seq INTEGER);"
-                          "INSERT INTO meta VALUES ('app','tuibatch'),('schema_version','99');")
+        con.executescript(
+            "CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT); CREATE TABLE items (seq INTEGER);"
+            "INSERT INTO meta VALUES ('app','tuibatch'),('schema_version','99');"
+        )
         con.commit()
         con.close()
     elif content == "corrupt":
         con = sqlite3.connect(db)
-        con.executescript("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT); CREATE TABLE items (seq INTEGER, x TEXT);"
-                          "INSERT INTO meta VALUES ('app','tuibatch'),('schema_version','1');")
+        con.executescript(
+            "CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT);"
+            " CREATE TABLE items (seq INTEGER, x TEXT);"
+            "INSERT INTO meta VALUES ('app','tuibatch'),('schema_version','1');"
+        )
         con.executemany("INSERT INTO items VALUES (?, ?)", [(i, "x" * 500) for i in range(200)])
         con.commit()
         con.close()
@@ -155,8 +166,12 @@ def test_checkpoint_that_is_not_ours_is_never_overwritten(tmp_path: Path, conten
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     items = tmp_path / "items.jsonl"
     write_items(items, 1)
-    for args in (["--concurrency", "lots"], ["--max-attempts", "0"], ["--agent", "a", "--model", "m"],
-                 ["--no-such-flag"]):
+    for args in (
+        ["--concurrency", "lots"],
+        ["--max-attempts", "0"],
+        ["--agent", "a", "--model", "m"],
+        ["--no-such-flag"],
+    ):
         out = run_cli([str(items), "--headless", *args])
         assert out.returncode == 2, args
         _assert_one_line(out.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 from conftest import FAST, cli_env, export, new_batch, run_cli, start_cli, write_items
@@ -18,9 +19,14 @@ def _states(db: Path) -> dict[str, str]:
     if not db.exists():
         return {}
     try:
-        return dict(sqlite3.connect(db).execute("SELECT key, state FROM items").fetchall())
+        with closing(sqlite3.connect(db)) as con:
+            return dict(con.execute("SELECT key, state FROM items").fetchall())
     except sqlite3.OperationalError:
         return {}
+
+
+def _creates(sim: SimulatorThread) -> int:
+    return int(sim.stats()["by_route"].get("create", 0))
 
 
 def _wait(pred, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
@@ -34,36 +40,44 @@ def _wait(pred, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
 
 def test_pause_resume_skip_and_retry_from_another_terminal(tmp_path: Path) -> None:
     items, db, keys, args = new_batch(tmp_path, 16, "--concurrency", "2")
+    # keys[2] and keys[3] run for a minute: once both are running, the two slots are taken and
+    # the worker cannot claim anything until one of them is skipped.
+    slow, other_slow = keys[2], keys[3]
     with SimulatorThread(run_seconds=0.4) as sim:
-        sim.set_faults([{"item": keys[15], "fault": "http", "code": 400, "times": 1}])
+        sim.set_faults(
+            [
+                {"item": keys[15], "fault": "http", "code": 400, "times": 1},
+                {"item": slow, "fault": "slow", "seconds": 60},
+                {"item": other_slow, "fault": "slow", "seconds": 60},
+            ]
+        )
         worker = start_cli(args, env=cli_env(sim.url))
         try:
-            _wait(lambda: list(_states(db).values()).count("done") >= 2)
+            _wait(lambda: _states(db).get(slow) == _states(db).get(other_slow) == "running")
             assert run_cli(["pause", "--db", str(db)]).returncode == 0
-            time.sleep(0.5)  # the worker sees the pause within its control tick
-            launched = sim.stats()["by_route"].get("create", 0)
-            # in-flight runs are polled to the end, not abandoned
+            # skip of a running item cancels it on the service. The worker reads the pause and the
+            # cancel requests in the same control tick, so once the second skip (written after the
+            # first cancel was seen) is cancelled too, the worker has read the pause.
+            for key in (slow, other_slow):
+                assert "cancelling" in run_cli(["skip", "--db", str(db), key]).stdout
+                _wait(lambda key=key: _states(db)[key] == "skipped")  # type: ignore[misc]
+            # whatever it claimed before that tick is polled to the end, not abandoned
             _wait(lambda: not {"claimed", "running"} & set(_states(db).values()))
-            time.sleep(1.0)
-            assert sim.stats()["by_route"].get("create", 0) == launched, "a paused batch launched"
+            launched = _creates(sim)
             assert "paused" in run_cli(["status", "--db", str(db)]).stdout
             # skip a pending item while paused
             pending = [k for k, s in _states(db).items() if s == "pending"]
             out = run_cli(["skip", "--db", str(db), pending[0]])
             assert out.returncode == 0 and "skipped" in out.stdout
+            assert _creates(sim) == launched, "a paused batch launched"
             assert run_cli(["resume", "--db", str(db)]).returncode == 0
-            # skip of a running item cancels it on the service
-            _wait(lambda: "running" in _states(db).values())
-            running = next(k for k, s in _states(db).items() if s == "running")
-            assert "cancelling" in run_cli(["skip", "--db", str(db), running]).stdout
-            _wait(lambda: _states(db)[running] == "skipped")
             _out, err = worker.communicate(timeout=60)
             assert worker.returncode == 1, err  # the 400 item failed
         finally:
             if worker.poll() is None:
                 worker.kill()
         stats = sim.stats()
-        assert stats["items"][key_label(running)]["cancels"] == 1
+        assert stats["items"][key_label(slow)]["cancels"] == 1
         assert key_label(pending[0]) not in stats["items"], "a skipped item was launched"
         states = _states(db)
         assert states[keys[15]] == "failed"
@@ -74,10 +88,16 @@ def test_pause_resume_skip_and_retry_from_another_terminal(tmp_path: Path) -> No
         assert out.returncode == 0, out.stderr
         rec = {r["key"]: r for r in export(db)}
         assert rec[keys[15]]["status"] == "done" and rec[keys[15]]["attempts"] == 2  # history kept
-        assert rec[running]["status"] == "skipped" and rec[pending[0]]["status"] == "skipped"
-        attempts = [n for (n,) in sqlite3.connect(db).execute(
-            "SELECT DISTINCT attempt FROM events WHERE seq=(SELECT seq FROM items WHERE key=?) AND kind='attempt'"
-            " ORDER BY attempt", (keys[15],))]
+        assert rec[slow]["status"] == "skipped" and rec[pending[0]]["status"] == "skipped"
+        with closing(sqlite3.connect(db)) as con:
+            attempts = [
+                n
+                for (n,) in con.execute(
+                    "SELECT DISTINCT attempt FROM events WHERE seq=(SELECT seq FROM items WHERE key=?)"
+                    " AND kind='attempt' ORDER BY attempt",
+                    (keys[15],),
+                )
+            ]
         assert attempts == [1, 2]
 
 
@@ -86,8 +106,10 @@ def test_status_export_and_exit_codes(tmp_path: Path, sim) -> None:
     db = tmp_path / "items.tuibatch.db"
     keys = write_items(items, 5)
     sim.set_faults([{"item": keys[1], "fault": "run_failed", "times": None}])
-    out = run_cli([str(items), "--headless", "--agent", "sim-agent", *FAST[:-2], "--progress-every", "0.2"],
-                  env=cli_env(sim.url))
+    out = run_cli(
+        [str(items), "--headless", "--agent", "sim-agent", *FAST[:-2], "--progress-every", "0.2"],
+        env=cli_env(sim.url),
+    )
     assert out.returncode == 1
     last = out.stdout.strip().splitlines()[-1]
     assert "4/5 done, 1 failed" in last and "items/min" in last and "$" in last
@@ -96,7 +118,9 @@ def test_status_export_and_exit_codes(tmp_path: Path, sim) -> None:
     exported = export(db)
     assert [r["key"] for r in exported] == keys  # the items' order
     assert set(exported[0]) >= {"key", "status", "output", "error", "attempts", "usage", "cost_usd"}
-    assert exported[1]["status"] == "failed" and "run ended failed" in exported[1]["error"]["message"]
+    assert (
+        exported[1]["status"] == "failed" and "run ended failed" in exported[1]["error"]["message"]
+    )
     assert exported[0]["usage"]["input_tokens"] > 0 and exported[0]["cost_usd"] > 0
     out_file = tmp_path / "out.jsonl"
     assert run_cli(["export", "--db", str(db), "-o", str(out_file)]).returncode == 0
@@ -109,8 +133,10 @@ def test_unknown_price_is_never_a_silent_zero(tmp_path: Path, sim) -> None:
     write_items(items, 2)
     prices = tmp_path / "prices.json"
     prices.write_text('{"agents": {"sim-agent": "no-such-model"}}')
-    out = run_cli([str(items), "--headless", "--agent", "sim-agent", "--prices", str(prices), *FAST],
-                  env=cli_env(sim.url))
+    out = run_cli(
+        [str(items), "--headless", "--agent", "sim-agent", "--prices", str(prices), *FAST],
+        env=cli_env(sim.url),
+    )
     assert out.returncode == 0, out.stderr
     assert "price unknown" in out.stdout.splitlines()[-1]
     assert "unknown price" in run_cli(["status", "--db", str(db)]).stdout
@@ -131,8 +157,20 @@ def test_dry_run_estimates_and_launches_nothing(tmp_path: Path, sim) -> None:
 def test_budget_pauses_the_batch(tmp_path: Path, sim) -> None:
     items = tmp_path / "items.jsonl"
     write_items(items, 30)
-    out = run_cli([str(items), "--headless", "--agent", "sim-agent", "--concurrency", "1", "--budget", "0.0005",
-                   *FAST], env=cli_env(sim.url))
+    out = run_cli(
+        [
+            str(items),
+            "--headless",
+            "--agent",
+            "sim-agent",
+            "--concurrency",
+            "1",
+            "--budget",
+            "0.0005",
+            *FAST,
+        ],
+        env=cli_env(sim.url),
+    )
     assert out.returncode == 3
     assert "budget reached" in out.stderr
     states = _states(tmp_path / "items.tuibatch.db")
@@ -145,12 +183,19 @@ def test_vertex_without_credentials_pauses_instead_of_failing(tmp_path: Path) ->
 
     items = tmp_path / "items.jsonl"
     write_items(items, 4)
-    env = cli_env("http://127.0.0.1:9", GOOGLE_GENAI_USE_VERTEXAI="1", GOOGLE_CLOUD_PROJECT="demo-project",
-                  GOOGLE_CLOUD_LOCATION="us-central1", HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"))
+    env = cli_env(
+        "http://127.0.0.1:9",
+        GOOGLE_GENAI_USE_VERTEXAI="1",
+        GOOGLE_CLOUD_PROJECT="demo-project",
+        GOOGLE_CLOUD_LOCATION="us-central1",
+        HOME=str(tmp_path),
+        CLOUDSDK_CONFIG=str(tmp_path / "gcloud"),
+    )
     env.pop("GEMINI_API_KEY")
     env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
     out = run_cli([str(items), "--headless", "--agent", "sim-agent", "--quiet", *FAST], env=env)
     assert out.returncode == 3, out.stderr
     assert "credentials" in out.stderr and "Traceback" not in out.stderr
     assert _states(tmp_path / "items.tuibatch.db") == dict.fromkeys(
-        [f"item-{i:04d}" for i in range(4)], "pending")
+        [f"item-{i:04d}" for i in range(4)], "pending"
+    )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +20,21 @@ from conftest import FAST, cli_env, export, new_batch, run_cli, start_cli, write
 
 from tuibatch.items import key_label, sha256_hex
 from tuibatch.sim import SimulatorThread
+
+CRASH_WORKER = Path(__file__).with_name("crash_worker.py")
+
+
+def run_crashing(
+    point: str, args: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI, dying with exit status 137 at the engine's probe *point* (``name:N``)."""
+    return subprocess.run(
+        [sys.executable, str(CRASH_WORKER), point, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _checkpoint(db: Path) -> dict[str, dict]:
@@ -46,7 +63,9 @@ def _check_paid_once(sim: SimulatorThread, db: Path, keys: list[str]) -> int:
         assert row["run_id"], key
         payload = json.loads(row["payload"])
         expected_sha = sha256_hex(json.dumps(payload, ensure_ascii=False))[:16]
-        assert json.loads(out["output"])["input_sha256"] == expected_sha, f"{key} got another item's output"
+        assert json.loads(out["output"])["input_sha256"] == expected_sha, (
+            f"{key} got another item's output"
+        )
         seen = stats[key_label(key)]
         assert row["run_id"] in seen["runs"], key
         assert seen["launches"] >= 1
@@ -56,7 +75,30 @@ def _check_paid_once(sim: SimulatorThread, db: Path, keys: list[str]) -> int:
     return duplicates
 
 
+def _last_event(db: Path) -> int:
+    """The checkpoint's last event id; 0 while the worker is still creating it."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return int(con.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _wait_for(pred, proc, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Until *pred()* holds; a worker that exits or a condition never met fails the test."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert proc.poll() is None, "the worker exited before it was killed"
+        assert time.monotonic() < deadline, "the worker made no progress"
+        time.sleep(0.02)
+
+
 def test_random_sigkills_never_lose_or_repay_finished_work(tmp_path: Path) -> None:
+    """Twelve kill -9s, each at a random moment while the worker is working (not while it is
+    still importing, however slow a loaded machine makes that), then a run to the end."""
     items = tmp_path / "items.jsonl"
     db = tmp_path / "items.tuibatch.db"
     keys = write_items(items, 240)
@@ -65,23 +107,23 @@ def test_random_sigkills_never_lose_or_repay_finished_work(tmp_path: Path) -> No
     kills = 0
     with SimulatorThread(run_seconds=0.15) as sim:
         env = cli_env(sim.url)
-        finished = False
         while kills < 12:
+            seen, done = _last_event(db), _count(db, "done")
             proc = start_cli(args, env=env)
-            time.sleep(rng.uniform(0.6, 1.6))  # start-up (~0.5 s) plus a random slice of work
-            if proc.poll() is not None:
-                finished = True
-                break
+            if kills % 2:  # every other round, let it finish something first
+                _wait_for(lambda done=done: _count(db, "done") > done, proc)
+            else:  # else from its first claim on
+                _wait_for(lambda seen=seen: _last_event(db) > seen, proc)
+            time.sleep(rng.uniform(0.0, 0.5))  # a random slice of work, then the kill
+            assert proc.poll() is None, "the batch finished before enough kills: give it more work"
             proc.kill()
             proc.wait()
             kills += 1
-        assert not finished, "the batch finished before enough kills: give it more work"
-        done_before = sum(1 for r in _checkpoint(db).values() if r["state"] == "done")
+        done_before = _count(db, "done")
         assert 0 < done_before < len(keys)
         out = run_cli(args, env=env, timeout=120)
         assert out.returncode == 0, out.stderr
         duplicates = _check_paid_once(sim, db, keys)
-    assert kills >= 10
     assert duplicates <= kills
     relaunched = sum(r["relaunches"] for r in _checkpoint(db).values())
     assert duplicates <= relaunched  # never under-counted
@@ -91,7 +133,7 @@ def test_random_sigkills_never_lose_or_repay_finished_work(tmp_path: Path) -> No
 def test_named_crash_points(tmp_path: Path, point: str) -> None:
     items, db, keys, args = new_batch(tmp_path, 6, "--concurrency", "1")
     with SimulatorThread(run_seconds=0.05) as sim:
-        crashed = run_cli(args, env=cli_env(sim.url, TUIBATCH_CRASH_AT=f"{point}:3"))
+        crashed = run_crashing(f"{point}:3", args, cli_env(sim.url))
         assert crashed.returncode == 137, crashed.stderr
         rows = _checkpoint(db)
         victim = keys[2] if point == "after_launch" else keys[1]
@@ -109,7 +151,9 @@ def test_named_crash_points(tmp_path: Path, point: str) -> None:
     if point == "after_launch":
         assert stats[key_label(victim)]["launches"] == 2
         assert rows[victim]["relaunches"] == 1
-        kinds = [k for (k,) in con.execute("SELECT kind FROM events WHERE seq=?", (rows[victim]["seq"],))]
+        kinds = [
+            k for (k,) in con.execute("SELECT kind FROM events WHERE seq=?", (rows[victim]["seq"],))
+        ]
         assert "relaunch" in kinds
     else:
         assert all(stats[key_label(k)]["launches"] == 1 for k in keys)
@@ -130,8 +174,12 @@ def test_two_workers_on_one_checkpoint_launch_each_item_once(tmp_path: Path) -> 
         _check_paid_once(sim, db, keys)
     assert all(stats[key_label(k)]["launches"] == 1 for k in keys)
     # both workers really took part
-    owners = {m for (m,) in sqlite3.connect(db).execute(
-        "SELECT message FROM events WHERE kind='state' AND state='claimed'")}
+    owners = {
+        m
+        for (m,) in sqlite3.connect(db).execute(
+            "SELECT message FROM events WHERE kind='state' AND state='claimed'"
+        )
+    }
     assert len(owners) == 2, owners
 
 
@@ -163,10 +211,21 @@ def test_a_closed_output_pipe_neither_fails_items_nor_blocks_sigterm(tmp_path: P
     items = tmp_path / "items.jsonl"
     db = tmp_path / "items.tuibatch.db"
     write_items(items, 40)
-    args = [str(items), "--headless", "--agent", "sim-agent", "--concurrency", "4", *FAST[:-2],
-            "--progress-every", "0.1"]
+    args = [
+        str(items),
+        "--headless",
+        "--agent",
+        "sim-agent",
+        "--concurrency",
+        "4",
+        *FAST[:-2],
+        "--progress-every",
+        "0.1",
+    ]
     with SimulatorThread(run_seconds=0.3) as sim:
-        sim.set_faults([{"any": True, "fault": "http", "code": 503, "times": 3}])  # log lines to write
+        sim.set_faults(
+            [{"any": True, "fault": "http", "code": 503, "times": 3}]
+        )  # log lines to write
         proc = start_cli(args, env=cli_env(sim.url))
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()  # like `tuibatch … | head -1` after head exits
@@ -182,7 +241,7 @@ def test_a_closed_output_pipe_neither_fails_items_nor_blocks_sigterm(tmp_path: P
 
 
 def test_workers_started_together_all_open_a_fresh_checkpoint(tmp_path: Path) -> None:
-    """Several workers racing to create one checkpoint all get in (WAL switch, schema) and share it."""
+    """Workers racing to create one checkpoint all get in (WAL switch, schema) and share it."""
     with SimulatorThread(run_seconds=0.05) as sim:
         env = cli_env(sim.url)
         for round_ in range(3):

@@ -226,7 +226,12 @@ async def test_unknown_agent_and_model_are_404(sim: Simulator) -> None:
     with pytest.raises(ierr.NotFoundError) as info:
         await client.interactions.create(agent="no-such-agent", input="x", background=True)
     assert info.value.status_code == 404
-    assert info.value.body["error"]["status"] == "NOT_FOUND"
+    assert info.value.body == {
+        "error": {"code": "not_found", "message": "Agent 'no-such-agent' was not found."}
+    }
+    with pytest.raises(ierr.NotFoundError) as model_info:
+        await client.interactions.create(model="gemini-0-nope", input="x")
+    assert model_info.value.body["error"]["code"] == "model_not_found"
     with pytest.raises(errors.ClientError) as gen_info:
         await client.models.generate_content(model="gemini-0-nope", contents="x")
     assert gen_info.value.code == 404 and gen_info.value.status == "NOT_FOUND"
@@ -236,35 +241,47 @@ async def test_unknown_agent_and_model_are_404(sim: Simulator) -> None:
 async def test_agent_without_background_is_400(sim: Simulator) -> None:
     with pytest.raises(ierr.BadRequestError) as info:
         await make_client(sim.url).interactions.create(agent=AGENT, input="x")
-    assert info.value.body["error"]["status"] == "INVALID_ARGUMENT"
+    assert info.value.body["error"] == {
+        "code": "invalid_request",
+        "message": "Agent interactions require background=true.",
+    }
 
 
-async def test_missing_api_key_is_401(sim: Simulator) -> None:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{sim.url}/v1/interactions", json={"model": MODEL, "input": "x"}) as resp,
-    ):
-        assert resp.status == 401
-        assert (await resp.json())["error"]["status"] == "UNAUTHENTICATED"
+async def test_missing_api_key_is_403(sim: Simulator) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{sim.url}/v1/interactions", json={"model": MODEL, "input": "x"}
+        ) as resp:
+            assert resp.status == 403
+            assert (await resp.json())["error"]["code"] == "permission_denied"
+        url = f"{sim.url}/v1beta/models/{MODEL}:generateContent"
+        async with http.post(url, json={"contents": [{"parts": [{"text": "x"}]}]}) as resp:
+            assert resp.status == 403
+            assert (await resp.json())["error"]["status"] == "PERMISSION_DENIED"
 
 
 async def test_429_fault_carries_retry_info_and_quota_failure(sim: Simulator) -> None:
-    sim.set_faults(
-        [
-            {
-                "item": "r-1",
-                "fault": "http",
-                "code": 429,
-                "retry_delay": "1.5s",
-                "quota_id": "GenerateRequestsPerMinutePerProjectPerModel",
-                "retry_after": 2,
-            }
-        ]
-    )
+    rule = {
+        "fault": "http",
+        "code": 429,
+        "retry_delay": "1.5s",
+        "quota_id": "GenerateRequestsPerMinutePerProjectPerModel",
+        "retry_after": 2,
+    }
+    sim.set_faults([{"item": "r-1", **rule}, {"contains": "gen 429", **rule}])
     client = make_client(sim.url)
     with pytest.raises(ierr.RateLimitError) as info:
         await launch(client, "r-1")
-    error = info.value.body["error"]
+    # Interactions: the SDK's string-coded shape, no details; the header survives.
+    assert info.value.body == {
+        "error": {
+            "code": "too_many_requests",
+            "message": "Resource has been exhausted (e.g. check quota).",
+        }
+    }
+    with pytest.raises(errors.ClientError) as gen:
+        await client.models.generate_content(model=MODEL, contents="gen 429")
+    error = gen.value.details["error"]
     assert error["code"] == 429 and error["status"] == "RESOURCE_EXHAUSTED"
     by_type = {d["@type"].rsplit(".", 1)[1]: d for d in error["details"]}
     assert by_type["QuotaFailure"]["violations"][0]["quotaId"] == (
@@ -272,6 +289,7 @@ async def test_429_fault_carries_retry_info_and_quota_failure(sim: Simulator) ->
     )
     assert by_type["RetryInfo"]["retryDelay"] == "1.5s"
     assert info.value.response.headers["retry-after"] == "2"
+    assert gen.value.response.headers["retry-after"] == "2"
     # times defaults to 1: the retry goes through, and the SDK made no hidden retry.
     assert (await launch(client, "r-1")).status in ("queued", "completed")
     item = sim.stats()["items"][key_label("r-1")]
@@ -283,7 +301,7 @@ async def test_503_is_internal_server_error_without_hidden_retries(sim: Simulato
     with pytest.raises(ierr.InternalServerError) as info:
         await launch(make_client(sim.url), "s-1")
     assert info.value.status_code == 503
-    assert info.value.body["error"]["status"] == "UNAVAILABLE"
+    assert info.value.body["error"]["code"] == "unavailable"
     stats = sim.stats()
     assert stats["items"][key_label("s-1")]["creates"] == 1
     assert stats["items"][key_label("s-1")]["launches"] == 0
@@ -291,10 +309,14 @@ async def test_503_is_internal_server_error_without_hidden_retries(sim: Simulato
 
 
 async def test_per_day_quota(sim: Simulator) -> None:
-    sim.set_faults([{"item": "d-1", "fault": "per_day_quota", "times": None}])
+    sim.set_faults([{"contains": "d-1", "fault": "per_day_quota", "times": None}])
+    client = make_client(sim.url)
     with pytest.raises(ierr.RateLimitError) as info:
-        await launch(make_client(sim.url), "d-1")
-    details = info.value.body["error"]["details"]
+        await client.interactions.create(model=MODEL, input="d-1")
+    assert info.value.body["error"]["code"] == "quota_exceeded"
+    with pytest.raises(errors.ClientError) as gen:
+        await client.models.generate_content(model=MODEL, contents="d-1")
+    details = gen.value.details["error"]["details"]
     quota = next(d for d in details if d["@type"].endswith("QuotaFailure"))
     retry = next(d for d in details if d["@type"].endswith("RetryInfo"))
     assert "PerDay" in quota["violations"][0]["quotaId"]

@@ -17,10 +17,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from tuibatch.items import Item
+from tuibatch.states import IN_FLIGHT, ItemState
 from tuibatch.store import Attempt, LostLease, Store
 
 N_ITEMS = 6
-WORKERS = ("hostA", "hostB", "hostC")  # other hosts: only an expired lease lets anyone take their items
+WORKERS = (
+    "hostA",
+    "hostB",
+    "hostC",
+)  # other hosts: only an expired lease lets anyone take their items
 
 
 class CheckpointMachine(RuleBasedStateMachine):
@@ -35,8 +40,10 @@ class CheckpointMachine(RuleBasedStateMachine):
         self.results: dict[int, tuple[str, str]] = {}  # seq -> (run id, output) once done
         self.runs = 0
         self.cli = self.run(Store.open(self.db, create=True, owner="cli:0:0"))
-        items = [Item(seq=i, key=f"k{i}", input_text=f"in{i}", payload_hash=f"h{i}", line=i + 1)
-                 for i in range(N_ITEMS)]
+        items = [
+            Item(seq=i, key=f"k{i}", input_text=f"in{i}", payload_hash=f"h{i}", line=i + 1)
+            for i in range(N_ITEMS)
+        ]
         self.run(self.cli.sync_items(items))
         for w in WORKERS:
             self.stores[w] = self._new_store(w)
@@ -62,7 +69,9 @@ class CheckpointMachine(RuleBasedStateMachine):
             return
         seq = c.row.seq
         for other in WORKERS:
-            assert other == w or seq not in self.held[other], f"{w} claimed {seq} that {other} still holds"
+            assert other == w or seq not in self.held[other], (
+                f"{w} claimed {seq} that {other} still holds"
+            )
         if c.resume:
             assert c.row.run_id
         self.held[w][seq] = c.row.run_id if c.resume else None
@@ -87,9 +96,13 @@ class CheckpointMachine(RuleBasedStateMachine):
         run_id = self.held[w].pop(seq)
         assert run_id is not None
         output = f"out-{seq}-{run_id}"
-        state = "done" if ok else "failed"
+        state = ItemState.DONE if ok else ItemState.FAILED
         try:
-            self.run(self.stores[w].finish(seq, state, run_id=run_id, output=output, a=Attempt(outcome=state)))
+            self.run(
+                self.stores[w].finish(
+                    seq, state, run_id=run_id, output=output, a=Attempt(outcome=state)
+                )
+            )
         except LostLease:
             raise AssertionError(f"live worker {w} lost item {seq}") from None
         if ok:
@@ -100,7 +113,13 @@ class CheckpointMachine(RuleBasedStateMachine):
     def crash(self, w: str) -> None:
         """The worker dies: its leases lapse; a new incarnation starts with a new owner id."""
         old = self.stores[w]
-        self.run(old.db.execute("UPDATE items SET lease_until=0 WHERE owner=?", (old.owner,)))
+        self.run(
+            old.transaction(
+                lambda con: con.execute(
+                    "UPDATE items SET lease_until=0 WHERE owner=?", (old.owner,)
+                )
+            )
+        )
         self.run(old.close())
         self.gen[w] += 1
         self.stores[w] = self._new_store(w)
@@ -109,12 +128,16 @@ class CheckpointMachine(RuleBasedStateMachine):
     @rule(w=st.sampled_from(WORKERS))
     def stale_write_is_refused(self, w: str) -> None:
         """A worker that died cannot commit for an item another worker took over."""
-        taken = self.run(self.cli.rows("state IN ('claimed','running') AND owner != ?", (self.stores[w].owner,)))
+        taken = [r for r in self.run(self.cli.items(IN_FLIGHT)) if r.owner != self.stores[w].owner]
         if not taken:
             return
         seq = taken[0].seq
         try:
-            self.run(self.stores[w].finish(seq, "done", run_id="zombie", output="zombie", a=Attempt(outcome="done")))
+            self.run(
+                self.stores[w].finish(
+                    seq, ItemState.DONE, run_id="zombie", output="zombie", a=Attempt(outcome="done")
+                )
+            )
         except LostLease:
             return
         raise AssertionError("a worker wrote a result for an item it does not hold")
@@ -134,29 +157,38 @@ class CheckpointMachine(RuleBasedStateMachine):
         for seq in list(self.held[w]):
             if self.run(self.stores[w].cancel_requested(seq)):
                 self.held[w].pop(seq)
-                self.run(self.stores[w].finish(seq, "skipped", a=Attempt(outcome="cancelled")))
+                self.run(
+                    self.stores[w].finish(seq, ItemState.SKIPPED, a=Attempt(outcome="cancelled"))
+                )
                 return
 
     # ------------------------------------------------------------- invariants
 
     @invariant()
     def rows_are_consistent(self) -> None:
-        rows = self.run(self.cli.rows())
+        rows = self.run(self.cli.items())
         by_seq = {r.seq: r for r in rows}
         for r in rows:
-            if r.state == "done":
+            assert isinstance(r.state, ItemState)
+            if r.state is ItemState.DONE:
                 assert r.run_id, f"done item {r.key} has no run id"
-            if r.state == "running":
+            if r.state is ItemState.RUNNING:
                 assert r.run_id, f"running item {r.key} has no run id"
         for w in WORKERS:
             for seq in self.held[w]:
                 r = by_seq[seq]
-                assert r.owner == self.stores[w].owner, f"{w} believes it holds {r.key}, owner is {r.owner}"
-                assert r.state in ("claimed", "running")
+                assert r.owner == self.stores[w].owner, (
+                    f"{w} believes it holds {r.key}, owner is {r.owner}"
+                )
+                assert r.state in IN_FLIGHT
         for seq, (run_id, output) in self.results.items():
             r = by_seq[seq]
-            assert (r.state, r.run_id, r.output) == ("done", run_id, output), f"result of {r.key} overwritten"
+            assert (r.state, r.run_id, r.output) == (ItemState.DONE, run_id, output), (
+                f"result of {r.key} overwritten"
+            )
 
 
-CheckpointMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
+CheckpointMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=40, deadline=None
+)
 TestCheckpoint = CheckpointMachine.TestCase

@@ -10,39 +10,39 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import cli_env, write_items
 from rich.console import Console
 from textual.binding import Binding
+from textual.command import CommandList
+from textual.widgets import Markdown, Static
 
+from tuibatch.cli import run_options
 from tuibatch.items import load_items
+from tuibatch.options import RunOptions
 from tuibatch.sim import SimulatorThread
-from tuibatch.store import Store
+from tuibatch.states import IN_FLIGHT, ErrorClass, ItemState, PauseKind
+from tuibatch.store import Attempt, Store
 from tuibatch.ui.app import BatchApp
-from tuibatch.ui.detail import DetailScreen
+from tuibatch.ui.detail import PAGE, DetailScreen
 from tuibatch.ui.help import HelpScreen, bindings_table
 from tuibatch.ui.modals import ConfirmScreen, QuitScreen
 from tuibatch.ui.table import ItemTable
-from tuibatch.ui.worker import WorkerProcess, worker_argv
+from tuibatch.ui.worker import WorkerProcess
 
 SIZE = (100, 30)
 
 
-def write_items(path: Path, n: int) -> Path:
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(n):
-            f.write(json.dumps({"key": f"article-{i:04d}", "payload": {"text": f"article body {i}"}}) + "\n")
-    return path
-
-
 async def make_checkpoint(tmp: Path, n: int) -> tuple[Path, Path]:
-    items = write_items(tmp / "items.jsonl", n)
+    items = tmp / "items.jsonl"
+    write_items(items, n, prefix="article")
     db = tmp / "items.tuibatch.db"
     store = await Store.open(db, create=True)
     await store.sync_items(load_items(items))
@@ -50,15 +50,19 @@ async def make_checkpoint(tmp: Path, n: int) -> tuple[Path, Path]:
     return items, db
 
 
-def sim_env(url: str) -> dict[str, str]:
-    env = dict(os.environ, GOOGLE_GEMINI_BASE_URL=url, GEMINI_API_KEY="dummy")
-    env.pop("GOOGLE_API_KEY", None)
-    return env
-
-
 def make_worker(items: Path, db: Path, url: str, *extra: str) -> WorkerProcess:
-    argv = [str(items), "--agent", "sim-agent", "--poll-interval", "0.1", "--retry-initial", "0.1", *extra]
-    return WorkerProcess(argv, db, env=sim_env(url))
+    argv = [
+        str(items),
+        f"--db={db}",
+        "--agent",
+        "sim-agent",
+        "--poll-interval",
+        "0.1",
+        "--retry-initial",
+        "0.1",
+        *extra,
+    ]
+    return WorkerProcess(run_options(argv), env=cli_env(url))
 
 
 @pytest.fixture
@@ -72,8 +76,12 @@ def workers() -> Iterator[list[WorkerProcess]]:
             w.kill()
 
 
-async def until(pilot: Any, pred: Callable[[], Awaitable[bool] | bool], timeout: float = 15.0,
-                what: str = "condition") -> None:
+async def until(
+    pilot: Any,
+    pred: Callable[[], Awaitable[bool] | bool],
+    timeout: float = 15.0,
+    what: str = "condition",
+) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while True:
@@ -102,7 +110,9 @@ def cancels(sim: SimulatorThread) -> int:
     return sum(int(v["cancels"]) for v in sim.stats()["items"].values())
 
 
-def start_worker(workers: list[WorkerProcess], items: Path, db: Path, url: str, *args: str) -> WorkerProcess:
+def start_worker(
+    workers: list[WorkerProcess], items: Path, db: Path, url: str, *args: str
+) -> WorkerProcess:
     worker = make_worker(items, db, url, *args)
     workers.append(worker)
     worker.start()
@@ -118,24 +128,41 @@ async def live_app(db: Path, worker: WorkerProcess) -> AsyncIterator[tuple[Batch
         yield app, pilot
 
 
-def test_worker_argv_drops_ui_flags() -> None:
-    argv = worker_argv(["a.jsonl", "--db", "x.db", "--quiet", "--budget", "2", "--db=y.db"], Path("z.db"))
-    assert argv == ["a.jsonl", "--budget", "2", "--headless", "--quiet", "--db", "z.db"]
+def static_text(widget: Static) -> str:
+    """The text a Static shows (it holds a Text or Content, never markup here)."""
+    content = widget.content
+    return content.plain if hasattr(content, "plain") else str(content)
 
 
-async def test_pause_stops_claims_then_quit_stops_worker(tmp_path: Path, workers: list[WorkerProcess]) -> None:
+def header_text(app: BatchApp) -> str:
+    return str(app.query_one("#header", Static).render())
+
+
+def palette_offers(app: BatchApp, name: str) -> bool:
+    lists = app.screen.query(CommandList)
+    return bool(lists) and any(name in str(o.prompt) for o in lists.first().options)
+
+
+async def test_pause_stops_claims_then_quit_stops_worker(
+    tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
     items, db = await make_checkpoint(tmp_path, 200)
     with SimulatorThread(run_seconds=0.4) as sim:
         worker = start_worker(workers, items, db, sim.url, "--concurrency", "4")
         async with live_app(db, worker) as (app, pilot):
-            await until(pilot, lambda: app.snap.totals.counts.get("done", 0) >= 4, what="first items done")
-            assert app.check_action("pause", ()) and not app.check_action("resume", ())
+            await until(
+                pilot,
+                lambda: app.snap.totals.counts.get(ItemState.DONE, 0) >= 4,
+                what="first items done",
+            )
             await pilot.press("p")
             assert app.store is not None
             assert (await app.store.control()).get("paused") == "1"
-            assert app.check_action("resume", ()), "footer should offer Resume while paused"
-            await until(pilot, lambda: sum(app.snap.totals.counts.get(s, 0) for s in ("claimed", "running")) == 0,
-                        what="in-flight runs to drain")
+            await until(
+                pilot,
+                lambda: sum(app.snap.totals.counts.get(s, 0) for s in IN_FLIGHT) == 0,
+                what="in-flight runs to drain",
+            )
             before = creates(sim)
             await pilot.pause(1.5)
             assert creates(sim) == before, "the worker launched while paused"
@@ -149,19 +176,26 @@ async def test_pause_stops_claims_then_quit_stops_worker(tmp_path: Path, workers
         assert worker.wait(15) == 130, "SIGTERM should stop the worker (exit 130)"
 
 
-async def test_skip_running_cancels_on_service_and_q_detaches(tmp_path: Path,
-                                                              workers: list[WorkerProcess]) -> None:
+async def test_skip_running_cancels_on_service_and_q_detaches(
+    tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
     items, db = await make_checkpoint(tmp_path, 3)
     with SimulatorThread(run_seconds=30) as sim:
         worker = start_worker(workers, items, db, sim.url, "--concurrency", "3")
         async with live_app(db, worker) as (app, pilot):
-            await until(pilot, lambda: app.snap.totals.counts.get("running", 0) == 3, what="3 running")
+            await until(
+                pilot,
+                lambda: app.snap.totals.counts.get(ItemState.RUNNING, 0) == 3,
+                what="3 running",
+            )
             await pilot.press("3")  # only running
             await until(pilot, lambda: app.table.total == 3 and app.table.current is not None)
             assert app.table.current is not None
             key = app.table.current.key
             await pilot.press("s")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="skip confirmation")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="skip confirmation"
+            )
             await pilot.press("y")
             await until(pilot, lambda: cancels(sim) == 1, what="cancel at the simulator")
             await until(pilot, lambda: _is(state_of(app, key), "skipped"), what="item skipped")
@@ -182,16 +216,43 @@ async def _is(value: Awaitable[str], expected: str) -> bool:
     return (await value) == expected
 
 
-async def test_retry_filters_detail_and_navigation(tmp_path: Path, workers: list[WorkerProcess]) -> None:
+async def test_retry_filters_detail_and_navigation(
+    tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
     items, db = await make_checkpoint(tmp_path, 10)
-    faults = [{"item": "article-0002", "fault": "http", "code": 400, "times": 1, "message": "bad document"},
-              {"item": "article-0005", "fault": "http", "code": 400, "times": 1, "message": "bad document"}]
+    faults = [
+        {
+            "item": "article-0002",
+            "fault": "http",
+            "code": 400,
+            "times": 1,
+            "message": "bad document",
+        },
+        {
+            "item": "article-0005",
+            "fault": "http",
+            "code": 400,
+            "times": 1,
+            "message": "bad document",
+        },
+    ]
     with SimulatorThread(run_seconds=0.1, faults=faults) as sim:
         worker = start_worker(workers, items, db, sim.url, "--concurrency", "4")
         async with live_app(db, worker) as (app, pilot):
-            await until(pilot, lambda: worker.poll() is not None, timeout=30, what="worker to finish")
-            await pilot.pause(0.3)
-            assert app.snap.totals.counts.get("failed") == 2
+            await until(
+                pilot, lambda: worker.poll() is not None, timeout=30, what="worker to finish"
+            )
+            await until(
+                pilot, lambda: app.snap.totals.counts.get(ItemState.FAILED) == 2, what="2 failed"
+            )
+            # the header says how the worker ended, not "claiming"
+            await until(
+                pilot,
+                lambda: "worker exited 1 (some failed)" in header_text(app),
+                what="worker exit in the header",
+            )
+            assert "claiming" not in header_text(app) and "ETA" not in header_text(app)
+            assert "0 left" in header_text(app)
             # filters: 5 = failed only, 0 = all, / = text
             await pilot.press("5")
             await until(pilot, lambda: app.table.total == 2)
@@ -219,6 +280,8 @@ async def test_retry_filters_detail_and_navigation(tmp_path: Path, workers: list
             assert isinstance(app.screen, DetailScreen)
             assert app.screen.row.key == "article-0002" and app.screen.row.err_code == 400
             assert any(e.http_code == 400 for e in app.screen.events)
+            head = static_text(app.screen.query_one("#detail-head", Static))
+            assert "no run: failed before launch (HTTP 400: bad document)" in head, head
             await pilot.press("escape")
             assert not isinstance(app.screen, DetailScreen)
             # log narrowed to the selected item and back
@@ -230,43 +293,59 @@ async def test_retry_filters_detail_and_navigation(tmp_path: Path, workers: list
             await pilot.press("space", "space")
             assert app.table.tagged == {"article-0002", "article-0003"}
             await pilot.press("r")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="bulk confirmation")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="bulk confirmation"
+            )
             await pilot.press("n")
             assert app.table.tagged == {"article-0002", "article-0003"}
             await pilot.press("k", "k", "space", "space")  # space again untags
             assert app.table.tagged == set()
             # r on the failed item: re-runs it (the exited worker is started again)
             await pilot.press("g", "j", "j", "r")
-            await until(pilot, lambda: _is(state_of(app, "article-0002"), "done"), timeout=30,
-                        what="retried item done")
+            await until(
+                pilot,
+                lambda: _is(state_of(app, "article-0002"), "done"),
+                timeout=30,
+                what="retried item done",
+            )
             assert worker.starts == 2
             # R asks first; "n" changes nothing, "y" re-runs every failed item
             await pilot.press("R")
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="R confirmation")
             await pilot.press("n")
-            await pilot.pause(0.3)
+            await until(
+                pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="dialog closed"
+            )
             assert await state_of(app, "article-0005") == "failed"
             await pilot.press("R")
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="R confirmation")
             await pilot.press("y")
-            await until(pilot, lambda: _is(state_of(app, "article-0005"), "done"), timeout=30,
-                        what="R re-ran the failed item")
+            await until(
+                pilot,
+                lambda: _is(state_of(app, "article-0005"), "done"),
+                timeout=30,
+                what="R re-ran the failed item",
+            )
             # follow toggles
             await pilot.press("f")
             assert app.following
             await pilot.press("f")
             assert not app.following
-            await until(pilot, lambda: worker.poll() is not None, timeout=30, what="worker to finish")
+            await until(
+                pilot, lambda: worker.poll() is not None, timeout=30, what="worker to finish"
+            )
             await pilot.press("q")  # worker gone: q quits without asking
         assert app.outcome == "quit"
         assert sim.stats()["by_code"].get("400") == 2
 
 
-async def test_worker_bad_input_exits_with_its_error(tmp_path: Path, workers: list[WorkerProcess]) -> None:
+async def test_worker_bad_input_exits_with_its_error(
+    tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
     items = tmp_path / "bad.jsonl"
     items.write_text('{"key": "a", "payload": 1}\n{not json\n', encoding="utf-8")
     db = tmp_path / "bad.tuibatch.db"
-    worker = WorkerProcess([str(items), "--agent", "sim-agent"], db, env=sim_env("http://127.0.0.1:9"))
+    worker = WorkerProcess(RunOptions(items=items, db=db, agent="sim-agent"), env=cli_env())
     workers.append(worker)
     worker.start()
     app = BatchApp(db, worker=worker, poll_interval=0.1)
@@ -282,20 +361,36 @@ async def test_watch_mode_help_and_palette(tmp_path: Path) -> None:
     app = BatchApp(db)
     async with app.run_test(size=SIZE) as pilot:
         await asyncio.wait_for(app.loaded.wait(), 10)
+        # the state counts in the header are filters too (clicked, not only keyed)
+        counts = header_text(app).splitlines()[1]
+        assert "7?lost" not in counts, "lost is shown only when there is something to see"
+        await pilot.click("#header", offset=(1 + counts.index("2◔claimed"), 1))
+        await until(pilot, lambda: app.filter.state == "claimed" and app.table.total == 0)
+        await pilot.click("#header", offset=(1 + counts.index("0 all"), 1))
+        await until(pilot, lambda: app.filter.state is None and app.table.total == 5)
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
         console = Console(width=120, record=True, file=io.StringIO())
+        assert isinstance(app.screen, HelpScreen)
         console.print(bindings_table(app.screen.groups))
         text = console.export_text()
-        for b in [*BatchApp.BINDINGS, *ItemTable.BINDINGS]:
+        for b in [*BatchApp.BINDINGS, *ItemTable.BINDINGS, *DetailScreen.BINDINGS]:
             assert isinstance(b, Binding)
-            assert b.description in text and b.tooltip in text
+            if b.group is None:
+                assert b.description in text and b.tooltip in text
+            else:  # the number keys: one line, "1 only pending, 2 only claimed, …" (wrapped)
+                flat = " ".join(text.split())
+                assert b.group.description in flat and f"{b.key} {b.description.lower()}" in flat
+        keys = [line.split()[0] for line in text.splitlines() if line.strip()]
+        assert keys.count("p") == 1, "one key, one help line (pause and resume are one toggle)"
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("ctrl+p")
-        await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette", what="palette")
+        await until(
+            pilot, lambda: app.screen.__class__.__name__ == "CommandPalette", what="palette"
+        )
         await pilot.press(*"Pause")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: palette_offers(app, "Pause"), what="Pause in the palette")
         await pilot.press("enter")
         assert app.store is not None
         await until(pilot, lambda: _control_paused(app), what="pause from the command palette")
@@ -305,9 +400,262 @@ async def test_watch_mode_help_and_palette(tmp_path: Path) -> None:
 
 def test_no_sdk_in_ui_process() -> None:
     """The screen never imports the engine, backends or google-genai (SDK calls stutter it)."""
-    code = ("import sys, tuibatch.ui.app; bad=[m for m in sys.modules if m.startswith(('google.genai',"
-            " 'tuibatch.engine', 'tuibatch.backends'))]; print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, tuibatch.ui.app; bad=[m for m in sys.modules if m.startswith(('google.genai',"
+        " 'tuibatch.engine', 'tuibatch.backends'))]; print(bad); sys.exit(1 if bad else 0)"
+    )
     import subprocess
 
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# ------------------------------------------------------------ hostile text, cursor, big items
+
+EVIL = "\x1b]0;pwned-title\x07\x1b]52;c;SGVsbG8=\x07\x1b[2J"
+EVIL_SHOWN = "␛]0;pwned-title\\x07␛]52;c;SGVsbG8=\\x07␛[2J"
+
+
+def raw_control(text: str) -> bool:
+    return any(ch in text for ch in ("\x1b", "\x07", "\x9b", "\x9d"))
+
+
+def strips_text(strips: Any) -> str:
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
+
+
+def table_text(app: BatchApp) -> str:
+    table = app.table
+    return strips_text(table.render_line(y) for y in range(table.scrollable_content_region.height))
+
+
+async def evil_checkpoint(tmp: Path) -> tuple[Path, str]:
+    """Three items; the middle one's key and error message carry OSC 0, OSC 52, CSI 2J and a newline."""
+    key = f"evil{EVIL}\nforged"
+    items = tmp / "items.jsonl"
+    with open(items, "w", encoding="utf-8") as f:
+        for k in ("plain-0", key, "plain-2"):
+            f.write(json.dumps({"key": k, "payload": {"text": f"body{EVIL}"}}) + "\n")
+    db = tmp / "items.tuibatch.db"
+    store = await Store.open(db, create=True)
+    try:
+        await store.sync_items(load_items(items))
+        for _ in range(2):
+            claim = await store.claim()
+            assert claim is not None
+            if claim.row.key != key:  # done, with an answer that carries escapes too
+                await store.mark_running(claim.row.seq, "int_1", "sim-agent")
+                await store.finish(
+                    claim.row.seq,
+                    ItemState.DONE,
+                    run_id="int_1",
+                    output=json.dumps(f"summary{EVIL}\nend"),
+                    a=Attempt(outcome="completed"),
+                )
+            else:
+                msg = f"400 INVALID_ARGUMENT{EVIL}\nsecond line"
+                await store.record_attempt(
+                    claim.row.seq,
+                    Attempt(outcome="permanent", http_code=400, message=msg),
+                    error_class=ErrorClass.PERMANENT,
+                )
+                await store.finish(
+                    claim.row.seq,
+                    ItemState.FAILED,
+                    error_class=ErrorClass.PERMANENT,
+                    a=Attempt(outcome="failed", http_code=400, message=msg),
+                )
+        await store.set_control(
+            {"hold_until_wall": str(time.time() + 3600), "hold_reason": f"429{EVIL}"}
+        )
+    finally:
+        await store.close()
+    return db, key
+
+
+async def test_escape_sequences_never_reach_the_screen(tmp_path: Path) -> None:
+    db, key = await evil_checkpoint(tmp_path)
+    app = BatchApp(db, poll_interval=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await asyncio.wait_for(app.loaded.wait(), 10)
+        await until(pilot, lambda: app.table.total == 3 and app.table.idle, what="rows")
+        table = table_text(app)
+        assert "evil" + EVIL_SHOWN[:12] in table and not raw_control(table)
+        assert "400 INVALID_ARGUMENT␛]0;pwned" in table
+        log = strips_text(app.log_pane.lines)
+        assert "evil" + EVIL_SHOWN + "\\nforged" in log, log
+        assert not raw_control(log)
+        header = header_text(app)
+        assert (
+            "backing off" in header
+            and "429" + EVIL_SHOWN[:30] in header
+            and not raw_control(header)
+        )
+        # the evil item: cursor on it, the log narrowed to it (border title), its detail
+        await pilot.press("j")
+        assert app.table.current is not None and app.table.current.key == key
+        assert not raw_control(app.sub_title) and "\\nforged" in app.sub_title
+        await pilot.press("l")
+        title = str(app.log_pane.border_title)
+        assert "\\nforged" in title and not raw_control(title)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="detail")
+        await until(pilot, lambda: bool(app.screen.query("#detail-history")), what="detail body")
+        texts = {w.id: static_text(w) for w in app.screen.query(Static) if w.id}
+        assert (
+            "\\nforged" in texts["detail-head"]
+            and "no run: failed before launch" in texts["detail-head"]
+        )
+        assert EVIL_SHOWN in texts["detail-error"] and "\nsecond line" in texts["detail-error"]
+        assert "pwned-title" in texts["detail-input"]  # JSON-escaped or made visible, never raw
+        assert not any(raw_control(t) for t in texts.values()), texts
+        svg = app.export_screenshot()
+        assert not raw_control(svg), "a raw escape sequence reached the rendered screen"
+        await pilot.press("escape", "k", "enter")  # the done item: its answer as Markdown
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, DetailScreen)
+                and app.screen.row.key == "plain-0"
+                and bool(app.screen.query("#detail-history"))
+            ),
+            what="detail of plain-0",
+        )
+        assert "summary" + EVIL_SHOWN in app.screen.query_one("#detail-output", Markdown).source
+        assert not raw_control(app.export_screenshot())
+        await pilot.press("escape", "j")
+        # a pause whose reason carries escapes, and a notification quoting the key
+        assert app.store is not None
+        await app.store.set_paused(True, f"budget{EVIL}", kind=PauseKind.BATCH)
+        await until(pilot, lambda: "paused: budget" in header_text(app), what="pause in the header")
+        assert "budget" + EVIL_SHOWN in header_text(app) and not raw_control(header_text(app))
+        await pilot.press("s")  # a failed item: skipped without asking, the result is a toast
+        await until(pilot, lambda: bool(app._notifications), what="notification")
+        for note in app._notifications:
+            assert not raw_control(note.message) and "\\nforged" in note.message
+        assert not raw_control(app.export_screenshot())
+    # stored data stays exact
+    store = await Store.open(db)
+    try:
+        row = await store.get_by_key(key)
+        assert row is not None and row.key == key and row.err_message is not None
+        assert EVIL in row.err_message
+    finally:
+        await store.close()
+
+
+async def test_cursor_stays_on_its_item_when_others_leave_the_filter(tmp_path: Path) -> None:
+    _items, db = await make_checkpoint(tmp_path, 12)
+    store = await Store.open(db)
+    try:
+        running = []
+        for _ in range(8):
+            claim = await store.claim()
+            assert claim is not None
+            await store.mark_running(claim.row.seq, f"int_{claim.row.seq}", "sim-agent")
+            running.append(claim.row.seq)
+        app = BatchApp(db, poll_interval=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await asyncio.wait_for(app.loaded.wait(), 10)
+            await pilot.press("3")  # only running
+            await until(pilot, lambda: app.table.total == 8 and app.table.idle, what="8 running")
+            await pilot.press("j", "j", "j")
+            seq = running[3]
+            assert app.table.current is not None and app.table.current.seq == seq
+
+            async def finish(done: int) -> None:
+                loads = app.table.loads
+                await store.finish(
+                    done,
+                    ItemState.DONE,
+                    run_id=f"int_{done}",
+                    output="{}",
+                    a=Attempt(outcome="completed"),
+                )
+                await until(
+                    pilot,
+                    lambda: (
+                        app.table.loads > loads
+                        and app.table.idle
+                        and app.table.total == app.snap.totals.counts.get(ItemState.RUNNING)
+                    ),
+                    what="the table to reload",
+                )
+
+            # two items above the cursor finish: the rows slide up, the cursor stays on its item
+            await finish(running[0])
+            await finish(running[1])
+            assert app.table.total == 6
+            assert app.table.current is not None and app.table.current.seq == seq
+            assert app.table.cursor == 1
+            # an item below it finishes: nothing moves
+            await finish(running[6])
+            assert app.table.current is not None and app.table.current.seq == seq
+            # the item itself finishes: the cursor goes to its nearest neighbour
+            await finish(seq)
+            assert app.table.current is not None and app.table.current.seq == running[4]
+            # the last one leaves: the cursor steps back to the one before it
+            await pilot.press("G")
+            assert app.table.current is not None and app.table.current.seq == running[7]
+            await finish(running[7])
+            assert app.table.current is not None and app.table.current.seq == running[5]
+            await pilot.press("q")
+    finally:
+        await store.close()
+
+
+async def test_detail_renders_a_big_payload_a_page_at_a_time(tmp_path: Path) -> None:
+    big = "".join(f"{i:07d} lorem ipsum\n" for i in range(250_000))  # ~5 MB, 250k lines
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"key": "huge", "payload": {"text": big}}) + "\n", encoding="utf-8")
+    db = tmp_path / "items.tuibatch.db"
+    store = await Store.open(db, create=True)
+    try:
+        await store.sync_items(load_items(items))
+        claim = await store.claim()
+        assert claim is not None
+        await store.mark_running(claim.row.seq, "int_1", "sim-agent")
+        await store.finish(
+            claim.row.seq,
+            ItemState.DONE,
+            run_id="int_1",
+            output=json.dumps(big),
+            a=Attempt(outcome="completed"),
+        )
+        full = await store.get(claim.row.seq)
+        assert full is not None
+        payload = full.payload
+    finally:
+        await store.close()
+    app = BatchApp(db, poll_interval=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await asyncio.wait_for(app.loaded.wait(), 10)
+        await until(pilot, lambda: app.table.current is not None, what="the row")
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, DetailScreen) and bool(app.screen.query("#detail-history"))
+            ),
+            what="detail",
+            timeout=20,
+        )
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+
+        def shown(name: str) -> str:
+            return static_text(screen.query_one(f"#detail-{name}", Static))
+
+        assert len(shown("input")) <= PAGE and len(shown("output")) <= PAGE
+        assert shown("input") == payload[:PAGE]
+        assert "more characters" in shown("input-note") and "] next" in shown("input-note")
+        assert screen.check_action("page", (1,))
+        await pilot.press("right_square_bracket")
+        assert shown("input") == payload[PAGE : 2 * PAGE]
+        assert shown("input-note").startswith(
+            f"characters {PAGE:,}–{2 * PAGE:,} of {len(payload):,}"
+        )
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert shown("input") == payload[:PAGE]
+        # what is on screen is one page of widgets, not the whole text
+        assert sum(len(static_text(w)) for w in screen.query(Static)) < 4 * PAGE

@@ -2,22 +2,29 @@
 
 The checkpoint is built through the store API (claim, mark_running, finish, skip …) and then
 its timestamps are pinned, and the app's clock is frozen, so every run draws the same frame.
+Each test waits for what it is about to photograph (the rows read, the screen mounted), never
+for a fixed time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_ui import until
 
 from tuibatch.items import load_items
+from tuibatch.states import ErrorClass, ItemState
 from tuibatch.store import Attempt, Store
 from tuibatch.ui.app import BatchApp
+from tuibatch.ui.detail import DetailScreen
+from tuibatch.ui.help import HelpScreen
 
 BASE = 1_750_000_000.0  # fixed wall clock for every timestamp in the checkpoint
 NOW = BASE + 60.0
@@ -28,8 +35,15 @@ async def build_fixed_checkpoint(tmp: Path, n: int = 40) -> Path:
     items = tmp / "articles.jsonl"
     with open(items, "w", encoding="utf-8") as f:
         for i in range(n):
-            f.write(json.dumps({"key": f"article-{i:04d}",
-                                "payload": {"title": f"Article {i}", "text": f"Body of article {i}."}}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "key": f"article-{i:04d}",
+                        "payload": {"title": f"Article {i}", "text": f"Body of article {i}."},
+                    }
+                )
+                + "\n"
+            )
     db = tmp / "articles.tuibatch.db"
     store = await Store.open(db, create=True)
     try:
@@ -40,31 +54,74 @@ async def build_fixed_checkpoint(tmp: Path, n: int = 40) -> Path:
             seq = claim.row.seq
             if i < 20:
                 await store.mark_running(seq, f"int_{seq:06d}", "sim-agent")
-                await store.finish(seq, "done", run_id=f"int_{seq:06d}",
-                                   output=json.dumps({"summary": f"Summary of article {i}."}),
-                                   a=Attempt(outcome="completed", tokens_in=120 + i, tokens_out=300 + 7 * i,
-                                             tokens_thought=600 + 3 * i, cost_usd=0.0011 + i * 0.0001),
-                                   price_known=i != 5)
+                await store.finish(
+                    seq,
+                    ItemState.DONE,
+                    run_id=f"int_{seq:06d}",
+                    output=json.dumps({"summary": f"Summary of article {i}."}),
+                    a=Attempt(
+                        outcome="completed",
+                        tokens_in=120 + i,
+                        tokens_out=300 + 7 * i,
+                        tokens_thought=600 + 3 * i,
+                        cost_usd=0.0011 + i * 0.0001,
+                    ),
+                    price_known=i != 5,
+                )
             elif i == 20:
-                await store.record_attempt(seq, Attempt(outcome="permanent", http_code=400,
-                                                        message="400 INVALID_ARGUMENT: the document exceeds the allowed size."),
-                                           error_class="permanent")
-                await store.finish(seq, "failed", error_class="permanent", a=Attempt(
-                    outcome="failed", http_code=400,
-                    message="400 INVALID_ARGUMENT: the document exceeds the allowed size."))
+                await store.record_attempt(
+                    seq,
+                    Attempt(
+                        outcome="permanent",
+                        http_code=400,
+                        message="400 INVALID_ARGUMENT: the document exceeds the allowed size.",
+                    ),
+                    error_class=ErrorClass.PERMANENT,
+                )
+                await store.finish(
+                    seq,
+                    ItemState.FAILED,
+                    error_class=ErrorClass.PERMANENT,
+                    a=Attempt(
+                        outcome="failed",
+                        http_code=400,
+                        message="400 INVALID_ARGUMENT: the document exceeds the allowed size.",
+                    ),
+                )
             elif i == 21:
                 for _ in range(4):
-                    await store.record_attempt(seq, Attempt(outcome="transient", http_code=503, delay=2.0,
-                                                            message="503 UNAVAILABLE: The model is overloaded."),
-                                               error_class="transient")
-                await store.finish(seq, "failed", error_class="attempts", a=Attempt(
-                    outcome="failed", http_code=503, message="503 UNAVAILABLE: gave up after 4 attempts"))
+                    await store.record_attempt(
+                        seq,
+                        Attempt(
+                            outcome="transient",
+                            http_code=503,
+                            delay=2.0,
+                            message="503 UNAVAILABLE: The model is overloaded.",
+                        ),
+                        error_class=ErrorClass.TRANSIENT,
+                    )
+                await store.finish(
+                    seq,
+                    ItemState.FAILED,
+                    error_class=ErrorClass.ATTEMPTS,
+                    a=Attempt(
+                        outcome="failed",
+                        http_code=503,
+                        message="503 UNAVAILABLE: gave up after 4 attempts",
+                    ),
+                )
             elif i == 22:
                 await store.mark_running(seq, f"int_{seq:06d}", "sim-agent")
-                await store.finish(seq, "skipped", a=Attempt(outcome="cancelled", message="skipped by user"))
+                await store.finish(
+                    seq,
+                    ItemState.SKIPPED,
+                    a=Attempt(outcome="cancelled", message="skipped by user"),
+                )
             elif i < 26:
                 await store.mark_running(seq, f"int_{seq:06d}", "sim-agent")
-        await store.set_control({"hold_until_wall": str(NOW + 12), "hold_reason": "429 RESOURCE_EXHAUSTED"})
+        await store.set_control(
+            {"hold_until_wall": str(NOW + 12), "hold_reason": "429 RESOURCE_EXHAUSTED"}
+        )
         await pin_times(store)
     finally:
         await store.close()
@@ -72,11 +129,15 @@ async def build_fixed_checkpoint(tmp: Path, n: int = 40) -> Path:
 
 
 async def pin_times(store: Store) -> None:
-    async with store.tx() as db:
-        await db.execute("UPDATE items SET created_at=?, updated_at=?", (BASE, BASE))
-        await db.execute("UPDATE items SET started_at=?+seq*2 WHERE started_at IS NOT NULL", (BASE,))
-        await db.execute("UPDATE items SET finished_at=started_at+3.5+(seq%5)*1.1 WHERE finished_at IS NOT NULL")
-        await db.execute("UPDATE events SET t=?+id*0.4", (BASE,))
+    def pin(con: sqlite3.Connection) -> None:
+        con.execute("UPDATE items SET created_at=?, updated_at=?", (BASE, BASE))
+        con.execute("UPDATE items SET started_at=?+seq*2 WHERE started_at IS NOT NULL", (BASE,))
+        con.execute(
+            "UPDATE items SET finished_at=started_at+3.5+(seq%5)*1.1 WHERE finished_at IS NOT NULL"
+        )
+        con.execute("UPDATE events SET t=?+id*0.4", (BASE,))
+
+    await store.transaction(pin)
 
 
 @pytest.fixture
@@ -97,11 +158,22 @@ def make_app(db: Path) -> BatchApp:
     return BatchApp(db, title="articles.jsonl", budget=0.05, clock=lambda: NOW)
 
 
-async def _loaded(pilot: Any) -> None:
-    app = pilot.app
-    await asyncio.wait_for(app.loaded.wait(), 10)
+async def _settled(pilot: Any, rows: int) -> None:
+    """The table shows *rows* rows, with no read in flight and nothing left to draw."""
+    app: BatchApp = pilot.app
+    await until(
+        pilot,
+        lambda: app.table.idle and app.table.total == rows and app.table.current is not None,
+        what=f"{rows} rows on screen",
+    )
+    await pilot.wait_for_scheduled_animations()
     await pilot.pause()
-    await pilot.pause(0.1)
+
+
+async def _loaded(pilot: Any) -> None:
+    app: BatchApp = pilot.app
+    await asyncio.wait_for(app.loaded.wait(), 10)
+    await _settled(pilot, 40)
 
 
 def test_main_mid_run(snap_compare: Any, fixed_db: Path) -> None:
@@ -115,8 +187,21 @@ def test_main_80x24(snap_compare: Any, fixed_db: Path) -> None:
 def test_detail_failed(snap_compare: Any, fixed_db: Path) -> None:
     async def open_failed(pilot: Any) -> None:
         await _loaded(pilot)
-        await pilot.press("5", "enter")
-        await pilot.pause(0.2)
+        app = pilot.app
+        loads = app.table.loads
+        await pilot.press("5")
+        await until(pilot, lambda: app.table.loads > loads, what="the filtered rows")
+        await _settled(pilot, 2)
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, DetailScreen) and bool(app.screen.query("#detail-history"))
+            ),
+            what="the detail screen",
+        )
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
 
     assert snap_compare(make_app(fixed_db), terminal_size=(100, 30), run_before=open_failed)
 
@@ -124,8 +209,15 @@ def test_detail_failed(snap_compare: Any, fixed_db: Path) -> None:
 def test_help(snap_compare: Any, fixed_db: Path) -> None:
     async def open_help(pilot: Any) -> None:
         await _loaded(pilot)
+        app = pilot.app
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, HelpScreen) and bool(app.screen.query("#help-table")),
+            what="the help screen",
+        )
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
 
     assert snap_compare(make_app(fixed_db), terminal_size=(100, 40), run_before=open_help)
 

@@ -1,4 +1,11 @@
-"""The items file: one JSON object per line, read whole before anything is written.
+"""One item as the checkpoint keeps it, and reading an items file line by line.
+
+This module stays light (no SDK): the store, the simulator and the app's side import it.
+The items file is read into validated requests by :mod:`tuibatch.itemsfile` (every line a
+:class:`~tuibatch.request_spec.RequestSpec`), which the run command uses. The reading here
+(:func:`parse_lines`, :func:`load_items`) is the first release's: ``{"key", "payload"}`` lines
+whose target and config are decided at launch; it defines :func:`legacy_payload_hash`, the hash
+checkpoints written by that release hold, and fills checkpoints the way it did (tests, benchmarks).
 
 Parsing is all-or-nothing so that a typo on line 90 000 cannot leave a half-loaded
 checkpoint behind; every problem is reported as one line naming file and line.
@@ -8,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +28,18 @@ class InputError(Exception):
     """Bad input: the message is the single line the user sees."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
+    """One line of the items file, as the checkpoint stores it.
+
+    ``payload_hash`` covers everything that changes what is sent (a finished key whose hash
+    changed is refused). ``legacy_hash`` is set when the request is one the first release could
+    send (a payload line without config or schema): a checkpoint that release wrote holds this
+    hash for an unchanged key. ``request_json`` is the canonical request (see
+    :mod:`tuibatch.request_sdk`); None for an item read the first release's way, whose target
+    and instruction are decided at launch.
+    """
+
     seq: int
     key: str
     input_text: str
@@ -30,7 +48,15 @@ class Item:
     agent: str | None = None
     model: str | None = None
     instruction: str | None = None
+    #: the line's payload (or ``request`` / ``input``) as JSON text, as the user wrote it
     payload_json: str = ""
+    legacy_hash: str | None = None
+    #: ``request_json`` in pieces (lines share their config pieces, which saves memory)
+    request_pieces: tuple[str, ...] = ()
+
+    @property
+    def request_json(self) -> str | None:
+        return "".join(self.request_pieces) if self.request_pieces else None
 
 
 def canonical(value: Any) -> str:
@@ -42,32 +68,70 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def derived_key(payload: Any) -> str:
-    return "sha-" + sha256_hex(canonical(payload))[:16]
-
-
 def key_label(key: str) -> str:
     """Label value for a key: lowercase, ≤ 63 chars, starts with a letter (Google's label rules)."""
     return "k" + sha256_hex(key)[:24]
 
 
-def payload_hash(item_fields: dict[str, Any], canonical_payload: str | None = None) -> str:
-    """Hash of everything that changes what is sent: payload and per-item overrides."""
-    text = canonical_payload if canonical_payload is not None else canonical(item_fields.get("payload"))
+def canonical_payload(payload: Any) -> str:
+    """The payload's text as the first release hashed it (and derived a missing key from)."""
+    if isinstance(payload, (str, int, float, bool)) or payload is None:
+        return json.dumps(payload, ensure_ascii=False)
+    return canonical(payload)
+
+
+def legacy_payload_hash(item_fields: dict[str, Any], canonical_payload: str | None = None) -> str:
+    """The first release's hash of a payload line: its payload and per-item overrides."""
+    text = (
+        canonical_payload
+        if canonical_payload is not None
+        else canonical(item_fields.get("payload"))
+    )
     extras = "\x00".join(item_fields.get(k) or "" for k in OPTIONAL_FIELDS)
     return sha256_hex(f"{text}\x00{extras}")
 
 
-def _fail(path: Path, line: int | None, problem: str) -> InputError:
+#: the old name (benchmarks that build checkpoints the first release's way)
+payload_hash = legacy_payload_hash
+
+
+def fail(path: Path, line: int | None, problem: str) -> InputError:
     where = f"{path}:{line}" if line is not None else str(path)
     return InputError(f"{where}: {problem}")
 
 
-def parse_lines(path: Path, data: bytes) -> list[Item]:
+def shown(value: Any, limit: int = 40) -> str:
+    """A bad value as it appears in a message: JSON, ASCII-escaped, short enough for one line."""
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check_text(path: Path, line: int, field: str, text: str) -> None:
+    """JSON's \\u escapes can spell half a surrogate pair, which is not text (nor storable)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = json.dumps(text[exc.start])
+        raise fail(path, line, f'"{field}" contains {bad}, half a surrogate pair') from None
+
+
+def read_file(path: Path) -> bytes:
+    """The items file's bytes; a file that cannot be read is one line."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise fail(path, None, "no such file") from None
+    except IsADirectoryError:
+        raise fail(path, None, "is a directory, not an items file") from None
+    except OSError as exc:
+        raise fail(path, None, f"cannot read: {exc.strerror}") from None
+
+
+def iter_objects(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) for every non-blank line; a leading UTF-8 BOM, CRLF line
+    ends and blank lines are fine. InputError names the first line that is not a JSON object."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    items: list[Item] = []
-    first_line_of: dict[str, int] = {}
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
@@ -75,58 +139,80 @@ def parse_lines(path: Path, data: bytes) -> list[Item]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _fail(path, lineno, f"invalid UTF-8 at byte {exc.start + 1}") from None
+            raise fail(path, lineno, f"invalid UTF-8 at byte {exc.start + 1}") from None
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise _fail(path, lineno, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+            raise fail(path, lineno, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise fail(path, lineno, "malformed JSON: nested too deeply") from None
         if not isinstance(obj, dict):
-            raise _fail(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+            raise fail(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+class KeyLines:
+    """Where each key was first seen: a key given twice is refused naming both lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._first: dict[str, int] = {}
+
+    def add(self, key: str, line: int) -> None:
+        first = self._first.setdefault(key, line)
+        if first != line:
+            raise fail(self.path, line, f"duplicate key {key!r} (first on line {first})")
+
+
+def parse_lines(path: Path, data: bytes) -> list[Item]:
+    """Every item of an items file's *data*, read the first release's way (payload lines; the
+    target decided at launch), or InputError naming the first bad line."""
+    items: list[Item] = []
+    keys = KeyLines(path)
+    for lineno, obj in iter_objects(path, data):
         if "payload" not in obj:
-            raise _fail(path, lineno, 'missing "payload"')
+            raise fail(path, lineno, 'missing "payload"')
         key = obj.get("key")
         payload = obj["payload"]
         as_json = json.dumps(payload, ensure_ascii=False)
-        canon = as_json if isinstance(payload, (str, int, float, bool)) or payload is None else canonical(payload)
+        canon = canonical_payload(payload)
+        _check_text(path, lineno, "payload", canon)
         if key is None:
             key = "sha-" + sha256_hex(canon)[:16]
         elif not isinstance(key, str) or not key:
-            raise _fail(path, lineno, f'"key" must be a non-empty string, got {json.dumps(key)}')
+            raise fail(path, lineno, f'"key" must be a non-empty string, got {shown(key)}')
+        else:
+            _check_text(path, lineno, "key", key)
         for field in OPTIONAL_FIELDS:
             value = obj.get(field)
             if value is not None and not isinstance(value, str):
-                raise _fail(path, lineno, f'"{field}" must be a string')
+                raise fail(path, lineno, f'"{field}" must be a string, got {shown(value)}')
+            if value:
+                _check_text(path, lineno, field, value)
         if obj.get("agent") and obj.get("model"):
-            raise _fail(path, lineno, 'give "agent" or "model", not both')
-        if key in first_line_of:
-            raise _fail(path, lineno, f"duplicate key {key!r} (first on line {first_line_of[key]})")
-        first_line_of[key] = lineno
+            raise fail(path, lineno, 'give "agent" or "model", not both')
+        keys.add(key, lineno)
+        legacy = legacy_payload_hash(obj, canon)
         items.append(
             Item(
                 seq=len(items),
                 key=key,
                 input_text=payload if isinstance(payload, str) else as_json,
-                payload_hash=payload_hash(obj, canon),
+                payload_hash=legacy,
                 line=lineno,
                 agent=obj.get("agent"),
                 model=obj.get("model"),
                 instruction=obj.get("instruction"),
                 payload_json=as_json,
+                legacy_hash=legacy,
             )
         )
     return items
 
 
 def load_items(path: Path) -> list[Item]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(path, None, "no such file") from None
-    except IsADirectoryError:
-        raise _fail(path, None, "is a directory, not an items file") from None
-    except OSError as exc:
-        raise _fail(path, None, f"cannot read: {exc.strerror}") from None
-    items = parse_lines(path, data)
+    """:func:`parse_lines` of a file; an empty file is refused."""
+    items = parse_lines(path, read_file(path))
     if not items:
-        raise _fail(path, None, "no items (the file is empty)")
+        raise fail(path, None, "no items (the file is empty)")
     return items

@@ -31,4 +31,4 @@ def visible(text: object) -> str:
 def visible_block(text: object) -> str:
     """Like :func:`visible` but keeps newlines and tabs, for multi-line views (the detail pane)."""
     s = text if isinstance(text, str) else str(text)
-    return "\n".join(visible(line).replace("\\t", "    ") for line in s.split("\n"))
+    return "\n".join(visible(line.replace("\t", "    ")) for line in s.split("\n"))

@@ -7,6 +7,7 @@ bare strings. ``str`` mixins keep them usable as SQLite parameters and JSON valu
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 
 class _StrEnum(str, enum.Enum):
@@ -36,6 +37,22 @@ IN_FLIGHT = frozenset({ItemState.CLAIMED, ItemState.RUNNING})
 SETTLED = frozenset({ItemState.DONE, ItemState.FAILED, ItemState.SKIPPED, ItemState.LOST})
 #: work a worker still has to do
 UNFINISHED = frozenset({ItemState.PENDING, *IN_FLIGHT})
+
+
+class PauseKind(_StrEnum):
+    """Who paused the batch; the ``control.pause_kind`` value."""
+
+    USER = "user"  # a person (the app, `tuibatch pause`): workers wait for a resume
+    BATCH = "batch"  # a batch-level failure or the budget: a worker with nothing in flight exits
+
+
+@dataclass(frozen=True)
+class PauseState:
+    """Whether claiming is paused for every worker on a checkpoint, why, and by whom."""
+
+    active: bool = False
+    reason: str = ""
+    kind: PauseKind | None = None
 
 
 class RunStatus(_StrEnum):

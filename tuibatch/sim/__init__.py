@@ -9,14 +9,18 @@ import signal
 import sys
 from collections.abc import Callable
 
+from tuibatch.sim.config import AGENTS, ENFORCEMENTS, MODELS, SimConfig
 from tuibatch.sim.demo_plan import demo_fault_plan
-from tuibatch.sim.faults import FaultRule, load_fault_plan, parse_fault_plan
+from tuibatch.sim.errors import ApiError
+from tuibatch.sim.faults import FAULTS_HELP, FaultRule, load_fault_plan, parse_fault_plan
 from tuibatch.sim.outputs import content_item_id, output_text_for
-from tuibatch.sim.server import AGENTS, MODELS, ApiError, SimConfig, Simulator
+from tuibatch.sim.server import Simulator
 from tuibatch.sim.thread import SimulatorThread
 
 __all__ = [
     "AGENTS",
+    "ENFORCEMENTS",
+    "FAULTS_HELP",
     "MODELS",
     "ApiError",
     "FaultRule",
@@ -68,7 +72,9 @@ def _non_negative(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``tuibatch sim``."""
+    """Options of ``tuibatch sim``; the fault plan reference becomes the help's epilog."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "FAULT PLANS (--faults FILE: a JSON list of rules)\n\n" + FAULTS_HELP
     parser.add_argument(
         "--port",
         type=_non_negative(int),
@@ -88,11 +94,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="input tokens per minute before 429 RESOURCE_EXHAUSTED",
     )
     parser.add_argument(
+        "--enforcement",
+        choices=ENFORCEMENTS,
+        default="sliding",
+        help="how --rpm/--tpm are enforced: any 60 s window (sliding, default), calendar"
+        " minutes (fixed), or a smooth token bucket with a 2 s burst (bucket)",
+    )
+    parser.add_argument(
+        "--polls-free",
+        action="store_true",
+        help="get/cancel do not count against --rpm (only launches do)",
+    )
+    parser.add_argument(
+        "--invalid-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="answer requests with this API key as API_KEY_INVALID (repeatable)",
+    )
+    parser.add_argument(
         "--fail-rate",
         type=_non_negative(float),
         default=0.0,
         metavar="P",
-        help="probability that a create/generate fails with 503/500",
+        help="probability that a create/generate or a batch line fails with 503/500",
     )
     parser.add_argument(
         "--latency",
@@ -108,6 +133,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         metavar="S",
         help="how long a background run takes to complete",
+    )
+    parser.add_argument(
+        "--batch-pending",
+        type=_non_negative(float),
+        default=SimConfig.batch_pending_seconds,
+        metavar="S",
+        help="seconds a Batch API job stays PENDING (default %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-running",
+        type=_non_negative(float),
+        default=SimConfig.batch_running_seconds,
+        metavar="S",
+        help="seconds a Batch API job then RUNS before it succeeds (default %(default)s)",
     )
     parser.add_argument(
         "--faults", metavar="FILE", default=None, help="JSON fault plan (list of rules)"
@@ -137,6 +176,11 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
         seed=ns.seed,
         run_seconds=ns.run_seconds,
         faults=faults,
+        enforcement=getattr(ns, "enforcement", "sliding"),
+        polls_count=not getattr(ns, "polls_free", False),
+        invalid_keys=list(getattr(ns, "invalid_key", None) or []),
+        batch_pending_seconds=getattr(ns, "batch_pending", SimConfig.batch_pending_seconds),
+        batch_running_seconds=getattr(ns, "batch_running", SimConfig.batch_running_seconds),
     )
 
 

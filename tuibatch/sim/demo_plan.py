@@ -17,10 +17,13 @@ PERMANENT_400 = (42, 163)
 RUN_FAILED = (99,)
 SLOW = (180,)
 IN_DOUBT = (150,)
+#: the first answer is not valid JSON; the retry (--invalid-output-retries 1) is
+INVALID_JSON = (120,)
 
 
 def demo_fault_plan(keys: list[str], *, in_doubt: bool = False) -> list[dict[str, Any]]:
-    """503 burst around 137, a 429 storm, two permanent 400s, one failed run, one slow item.
+    """503 burst around 137, a 429 storm, two permanent 400s, one failed run, one slow item,
+    one answer that is not valid JSON the first time.
 
     ``in_doubt`` adds a ``create_then_drop`` (the server starts the run but the answer is
     lost), which shows reconciliation instead of a duplicate launch.
@@ -79,6 +82,8 @@ def demo_fault_plan(keys: list[str], *, in_doubt: bool = False) -> list[dict[str
         )
     for pos in SLOW:
         add(pos, {"fault": "slow", "seconds": 8})
+    for pos in INVALID_JSON:
+        add(pos, {"fault": "invalid_json", "times": 1})
     if in_doubt:
         for pos in IN_DOUBT:
             add(pos, {"fault": "create_then_drop"})

@@ -11,20 +11,29 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tuibatch.sim.server import SimConfig, Simulator
+from tuibatch.sim.config import SimConfig
+from tuibatch.sim.quotas import Clock
+from tuibatch.sim.server import Simulator
 
 T = TypeVar("T")
 
 
 class SimulatorThread:
-    """``with SimulatorThread(SimConfig(...)) as sim: ... sim.url ... sim.stats()``."""
+    """``with SimulatorThread(SimConfig(...)) as sim: ... sim.url ... sim.stats()``.
 
-    def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
+    ``clock``: the simulator's time source (quotas, batch jobs); it is called on the
+    simulator's thread.
+    """
+
+    def __init__(
+        self, config: SimConfig | None = None, *, clock: Clock | None = None, **overrides: Any
+    ) -> None:
         if config is None:
             config = SimConfig(**overrides)
         elif overrides:
             raise TypeError("pass either a SimConfig or keyword overrides, not both")
         self.config = config
+        self.clock = clock
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sim: Simulator | None = None
@@ -62,7 +71,7 @@ class SimulatorThread:
     async def _serve(self) -> None:
         self._done = asyncio.Event()
         try:
-            self._sim = Simulator(self.config)
+            self._sim = Simulator(self.config, clock=self.clock)
             self.url = await self._sim.start()
         except BaseException as exc:
             self._error = exc
@@ -91,12 +100,27 @@ class SimulatorThread:
     def requests(self) -> list[dict[str, Any]]:
         return self.call(self.simulator.requests)
 
+    def bodies(self, item: str | None = None) -> list[dict[str, Any]]:
+        """Request bodies of the launches (create, generateContent) as received, oldest first;
+        *item* (an item id, e.g. ``key_label(key)``) narrows them."""
+        sim = self.simulator
+        return self.call(lambda: sim.request_bodies(item))
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every batch job created, oldest first (name, display name, state, items...)."""
+        return self.call(self.simulator.jobs)
+
     def reset(self) -> None:
         self.call(self.simulator.reset)
 
     def set_faults(self, rules: list[Any]) -> None:
         sim = self.simulator
         self.call(lambda: sim.set_faults(rules))
+
+    def forget_runs(self, runs: list[str] | None = None, items: list[str] | None = None) -> int:
+        """Forget runs (all by default): later gets/cancels of them answer 404."""
+        sim = self.simulator
+        return self.call(lambda: sim.forget_runs(runs, items))
 
     def stop(self) -> None:
         loop, done, thread = self._loop, self._done, self._thread

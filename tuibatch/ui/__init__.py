@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
+from ..options import RunOptions
 
-def run_app(args: argparse.Namespace, argv: list[str]) -> int:
+
+def run_app(options: RunOptions) -> int:
     """Open the app on a batch: a headless worker process runs it, the screen views the store."""
     os.environ.setdefault("TEXTUAL_FPS", "30")  # capped frame rate: cheap over SSH and in tmux
     from .app import run_app as _run
 
-    return _run(args, argv)
+    return _run(options)
 
 
 def run_watch(db: Path) -> int:

@@ -3,11 +3,11 @@
 The screen polls ``last_event_id()`` a few times a second and, only when it moved, re-reads
 the header totals, the visible table window and the new events: one redraw per poll however
 many events arrived. Commands (pause, skip, retry) are store writes that the worker polls.
+Keys and messages are data: everything shown from the checkpoint goes through ``visible()``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
@@ -18,22 +18,24 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from ..store import CheckpointError, Store, default_db_path
-from . import data
+from ..options import RunOptions
+from ..safe_text import visible
+from ..states import IN_FLIGHT, ExitCode, ItemState
+from ..store import CheckpointError, Store
+from . import actions, data, fmt
 from .data import Filter, Snapshot, TableRow
 from .detail import DetailScreen
-from .header import BatchHeader, CostMeter
+from .header import BatchHeader, CostMeter, WorkerView
 from .help import HelpScreen
+from .keys import APP_BINDINGS, PALETTE, bindings_of, palette_entries
 from .log import EventLog
-from .modals import ConfirmScreen, QuitScreen
+from .modals import QuitScreen
 from .table import ItemTable
 from .worker import WorkerProcess
-
-STATE_KEYS = ("pending", "claimed", "running", "done", "failed", "skipped")
-EXIT_USAGE = 2
 
 
 class BatchApp(App[int]):
@@ -41,32 +43,19 @@ class BatchApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "tuibatch"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("p", "pause", "Pause", id="pause", tooltip="Stop claiming new items (runs in flight finish)"),
-        Binding("p", "resume", "Resume", id="resume", tooltip="Claim items again"),
-        Binding("s", "skip", "Skip", id="skip",
-                tooltip="Skip the selected (or tagged) items; a running one is cancelled on the service"),
-        Binding("r", "retry", "Retry", id="retry", tooltip="Put the selected (or tagged) failed/skipped items back to pending"),
-        Binding("R", "retry_failed", "Retry failed", id="retry-failed", key_display="R",
-                tooltip="Put every failed item back to pending (asks first)"),
-        Binding("enter", "detail", "Detail", id="detail", tooltip="Input, output, error and attempt history"),
-        Binding("slash", "filter", "Filter", id="filter", key_display="/",
-                tooltip="Show items whose key or error contains a text (esc clears)"),
-        Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False,
-                tooltip="Clear the text filter"),
-        *[Binding(str(i), f"show_state('{s}')", f"Only {s}", id=f"state-{s}", show=False,
-                  tooltip=f"Show only {s} items") for i, s in enumerate(STATE_KEYS, start=1)],
-        Binding("0", "show_state('')", "All states", id="state-all", show=False, tooltip="Show every item"),
-        Binding("f", "follow", "Follow", id="follow", show=False, tooltip="Keep the cursor on the running items"),
-        Binding("l", "narrow_log", "Item log", id="log", show=False, tooltip="Narrow the log pane to the selected item (again: all)"),
-        Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="This list of keys"),
-        Binding("q", "quit_app", "Quit", id="quit",
-                tooltip="Quit; with our worker still running: stop it, detach, or stay"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
 
-    def __init__(self, db: Path, *, worker: WorkerProcess | None = None, budget: float | None = None,
-                 title: str | None = None, clock: Callable[[], float] | None = None,
-                 poll_interval: float = 0.25, open_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        db: Path,
+        *,
+        worker: WorkerProcess | None = None,
+        budget: float | None = None,
+        title: str | None = None,
+        clock: Callable[[], float] | None = None,
+        poll_interval: float = 0.25,
+        open_timeout: float | None = None,
+    ) -> None:
         super().__init__()
         self.db = Path(db)
         self.worker = worker
@@ -86,7 +75,7 @@ class BatchApp(App[int]):
         self._last_id = -1
         self._last_snap_at = 0.0
         self._ticking = False
-        self._worker_seen_exit: int | None = None
+        self._painted_worker: WorkerView | None = None
 
     # ---------------------------------------------------------------- layout
 
@@ -94,7 +83,7 @@ class BatchApp(App[int]):
         yield BatchHeader("opening checkpoint…", id="header")
         yield CostMeter("", id="cost")
         yield Input(placeholder="filter: key or error text (enter keeps, esc clears)", id="filter")
-        yield ItemTable(self._load_rows, id="items")
+        yield ItemTable(self._load_rows, self._locate, id="items")
         yield EventLog(id="log")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -141,26 +130,25 @@ class BatchApp(App[int]):
     def _fail(self, message: str) -> None:
         self.error_message = message
         self.outcome = "error"
-        self.exit(EXIT_USAGE, return_code=EXIT_USAGE)
+        self.exit(ExitCode.USAGE, return_code=ExitCode.USAGE)
 
     def _worker_failed(self) -> bool:
         """Exit status 2 from the worker is bad input or credentials: show its line, exit."""
         if self.worker is None:
             return False
         code = self.worker.poll()
-        if code == EXIT_USAGE:
+        if code == ExitCode.USAGE:
             self._fail(self.worker.error_line() or "the worker refused to start (exit 2)")
             return True
         return False
 
-    def _worker_text(self) -> str:
+    def worker_view(self) -> WorkerView:
+        """Our worker's real state (pid, or how it exited), or watch mode."""
         if self.worker is None:
-            return "watching (worker not ours)"
-        code = self.worker.poll()
-        if code is None:
-            return f"worker pid {self.worker.pid}" + (" · follow" if self.following else "")
-        what = {0: "all done", 1: "some failed", 3: "paused", 130: "stopped"}.get(code, "exited")
-        return f"worker exited {code} ({what})"
+            return WorkerView(following=self.following)
+        return WorkerView(
+            ours=True, pid=self.worker.pid, exit_code=self.worker.poll(), following=self.following
+        )
 
     async def _tick(self) -> None:
         if self._ticking or self.store is None:
@@ -170,6 +158,8 @@ class BatchApp(App[int]):
             if self._worker_failed():
                 return
             await self._refresh()
+            if self.worker_view() != self._painted_worker:
+                self._paint_header()  # the worker exited (or was started again): say so now
         finally:
             self._ticking = False
 
@@ -189,8 +179,9 @@ class BatchApp(App[int]):
                 await self.table.load_now()
                 await self._reload_log()
             else:
-                lines = await data.events(store, after=max(0, self._last_id), seq=self.log_seq,
-                                          limit=200, tail=True)
+                lines = await data.events(
+                    store, after=max(0, self._last_id), seq=self.log_seq, limit=200, tail=True
+                )
                 self.log_pane.add(lines)
                 if self.following:
                     await self._follow()
@@ -200,9 +191,15 @@ class BatchApp(App[int]):
 
     def _paint_header(self) -> None:
         width = self.size.width
-        self.query_one(BatchHeader).show(self.snap, title=self.batch_title, now=self.now(),
-                                         state_filter=self.filter.state, worker=self._worker_text(),
-                                         width=width)
+        worker = self._painted_worker = self.worker_view()
+        self.query_one(BatchHeader).show(
+            self.snap,
+            title=self.batch_title,
+            now=self.now(),
+            state_filter=self.filter.state,
+            worker=worker,
+            width=width,
+        )
         self.query_one(CostMeter).show(self.snap, budget=self.budget, width=width)
 
     async def _load_rows(self, offset: int, limit: int) -> tuple[int, list[TableRow]]:
@@ -210,6 +207,12 @@ class BatchApp(App[int]):
             return 0, []
         total = await data.count(self.store, self.filter)
         return total, await data.window(self.store, self.filter, offset, limit)
+
+    async def _locate(self, seq: int) -> int:
+        """The item's index in the filtered view (if it left it: its next neighbour's)."""
+        if self.store is None:
+            return 0
+        return await data.index_of(self.store, self.filter, seq)
 
     async def _reload_log(self) -> None:
         if self.store is None:
@@ -226,17 +229,16 @@ class BatchApp(App[int]):
 
     def _set_filter(self, flt: Filter) -> None:
         self.filter = flt
-        self.table.cursor = 0
-        self.table.scroll_to(y=0, animate=False, immediate=True)
+        self.table.reset_cursor()
         self.table.reload()
         self._paint_header()
 
-    def _restart_worker_if_idle(self) -> None:
+    def restart_worker_if_idle(self) -> None:
         """After a retry or resume the exited worker has work again: start it once more."""
         if self.worker is not None and self.worker.poll() is not None:
             self.worker.start()
 
-    async def _poke(self) -> None:
+    async def poke(self) -> None:
         """Show the effect of a command now instead of at the next poll."""
         await self._refresh(force=True)
 
@@ -246,91 +248,20 @@ class BatchApp(App[int]):
     def paused(self) -> bool:
         return self.snap.control.get("paused") == "1"
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "pause":
-            return not self.paused
-        if action == "resume":
-            return self.paused
-        return True
-
-    async def action_pause(self) -> None:
-        if self.store is not None:
-            await self.store.set_paused(True, "by user", kind="user")
-            await self._poke()
-
-    async def action_resume(self) -> None:
-        if self.store is not None:
-            await self.store.set_paused(False, "resumed by user", kind="user")
-            self._restart_worker_if_idle()
-            await self._poke()
-
-    def _selection(self) -> tuple[list[str], bool]:
-        """(keys, bulk): the tagged items, else the one under the cursor."""
-        if self.table.tagged:
-            return sorted(self.table.tagged), True
-        row = self.table.current
-        return ([row.key] if row else []), False
+    async def action_toggle_pause(self) -> None:
+        await actions.toggle_pause(self)
 
     @work(exclusive=True, group="command")
     async def action_skip(self) -> None:
-        keys, bulk = self._selection()
-        if not keys or self.store is None:
-            return
-        row = self.table.current
-        if bulk:
-            question = f"Skip {len(keys)} tagged item(s)? Running ones are cancelled on the service."
-        elif row is not None and row.state in ("claimed", "running"):
-            question = f"Cancel the run of {row.key} on the service and skip it?"
-        else:
-            question = ""
-        if question and not await self.push_screen_wait(ConfirmScreen(question, "Skip")):
-            return
-        result = await self.store.skip(keys)
-        self.table.tagged.clear()
-        self._report(result)
-        await self._poke()
+        await actions.skip(self)
 
     @work(exclusive=True, group="command")
     async def action_retry(self) -> None:
-        keys, bulk = self._selection()
-        if not keys or self.store is None:
-            return
-        if bulk and not await self.push_screen_wait(
-                ConfirmScreen(f"Retry {len(keys)} tagged item(s)?", "Retry")):
-            return
-        n = await self.store.retry(keys)
-        self.table.tagged.clear()
-        self.notify(f"{n} item(s) back to pending" if n else "nothing to retry (only failed or skipped items)",
-                    severity="information" if n else "warning", timeout=3)
-        if n:
-            self._restart_worker_if_idle()
-        await self._poke()
+        await actions.retry(self)
 
     @work(exclusive=True, group="command")
     async def action_retry_failed(self) -> None:
-        if self.store is None:
-            return
-        failed = self.snap.totals.counts.get("failed", 0)
-        if not failed:
-            self.notify("no failed items", timeout=3)
-            return
-        if not await self.push_screen_wait(ConfirmScreen(f"Retry all {failed} failed item(s)?", "Retry all")):
-            return
-        n = await self.store.retry(failed=True)
-        self.notify(f"{n} failed item(s) back to pending", timeout=3)
-        if n:
-            self._restart_worker_if_idle()
-        await self._poke()
-
-    def _report(self, result: dict[str, str]) -> None:
-        if len(result) == 1:
-            key, what = next(iter(result.items()))
-            self.notify(f"{key}: {what}", timeout=3)
-        else:
-            counts: dict[str, int] = {}
-            for what in result.values():
-                counts[what] = counts.get(what, 0) + 1
-            self.notify(", ".join(f"{n} {w}" for w, n in counts.items()), timeout=3)
+        await actions.retry_failed(self)
 
     async def action_detail(self) -> None:
         row = self.table.current
@@ -366,7 +297,7 @@ class BatchApp(App[int]):
         self.table.focus()
 
     def action_show_state(self, state: str) -> None:
-        self._set_filter(Filter(state or None, self.filter.text))
+        self._set_filter(Filter(ItemState(state) if state else None, self.filter.text))
 
     async def action_follow(self) -> None:
         self.following = not self.following
@@ -379,7 +310,7 @@ class BatchApp(App[int]):
         row = self.table.current
         if self.log_seq is None and row is not None:
             self.log_seq = row.seq
-            self.log_pane.border_title = f"log: {row.key}"
+            self.log_pane.border_title = Content(f"log: {fmt.key(row.key, 60)}")
         else:
             self.log_seq = None
             self.log_pane.border_title = "log: all items"
@@ -387,10 +318,10 @@ class BatchApp(App[int]):
 
     def action_help(self) -> None:
         groups: list[tuple[str, list[Binding]]] = [
-            ("batch", [b for b in self.BINDINGS if isinstance(b, Binding)]),
-            ("table", [b for b in ItemTable.BINDINGS if isinstance(b, Binding)]),
-            ("app", [Binding("ctrl+p", "command_palette", "Commands",
-                             tooltip="Command palette: every action by name")]),
+            ("batch", bindings_of(self.BINDINGS)),
+            ("table", bindings_of(ItemTable.BINDINGS)),
+            ("detail", bindings_of(DetailScreen.BINDINGS)),
+            ("app", [PALETTE]),
         ]
         self.push_screen(HelpScreen(groups))
 
@@ -401,7 +332,7 @@ class BatchApp(App[int]):
             self.exit(0)
             return
         counts = self.snap.totals.counts
-        in_flight = counts.get("claimed", 0) + counts.get("running", 0)
+        in_flight = sum(counts.get(s, 0) for s in IN_FLIGHT)
         answer = await self.push_screen_wait(QuitScreen(in_flight, str(self.db)))
         if answer == "stop":
             self.worker.terminate()
@@ -413,57 +344,53 @@ class BatchApp(App[int]):
 
     def on_item_table_cursor_moved(self, message: ItemTable.CursorMoved) -> None:
         row = message.row
-        self.sub_title = row.key if row else ""
+        self.sub_title = fmt.key(row.key, 80) if row else ""
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.description and binding.action not in (
-                    "help", "clear_filter"):
-                action = binding.action
-                yield SystemCommand(binding.description, binding.tooltip or binding.description,
-                                    lambda action=action: self.run_action(action))  # type: ignore[misc]
+        for name, help_text, action in palette_entries(self.paused):
+            yield SystemCommand(name, help_text, lambda action=action: self.run_action(action))  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------- entry points
 
 
-def _cap_frame_rate() -> None:
-    """A few frames a second is plenty for a batch and cheap over SSH (unless the user set one)."""
-    import os
-
-    os.environ.setdefault("TEXTUAL_FPS", "30")
-
-
-def run_app(args: argparse.Namespace, argv: list[str]) -> int:
+def run_app(options: RunOptions) -> int:
     """Start the worker subprocess, open the screen on its checkpoint, handle how it ends."""
-    db: Path = args.db or default_db_path(args.items)
-    worker = WorkerProcess(argv, db)
+    worker = WorkerProcess(options)
     worker.start()
-    app = BatchApp(db, worker=worker, budget=args.budget, title=args.items.name)
+    app = BatchApp(options.db, worker=worker, budget=options.budget, title=options.items.name)
     try:
         app.run()
     finally:
         if app.outcome is None and worker.alive:
             app.outcome = "detach"
-    return _after(app, worker, db)
+    return _after(app, worker, options.db)
 
 
 def _after(app: BatchApp, worker: WorkerProcess, db: Path) -> int:
     if app.error_message:
         worker.wait(5)
-        print(f"tuibatch: {app.error_message}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"tuibatch: {visible(app.error_message)}", file=sys.stderr)
+        return ExitCode.USAGE
     if app.outcome == "detach" and worker.alive:
-        print(f"tuibatch: still running (worker pid {worker.pid}, log {worker.log_path});"
-              f" `tuibatch watch --db {db}` re-attaches", file=sys.stderr)
+        print(
+            f"tuibatch: still running (worker pid {worker.pid}, log {worker.log_path});"
+            f" `tuibatch watch --db {db}` re-attaches",
+            file=sys.stderr,
+        )
         return 0
     if app.outcome == "stop":
-        print("tuibatch: stopping the worker; run ids are kept — run the same command to resume",
-              file=sys.stderr)
+        print(
+            "tuibatch: stopping the worker; run ids are kept — run the same command to resume",
+            file=sys.stderr,
+        )
         code = worker.wait(30)
         if code is None:
-            print(f"tuibatch: worker pid {worker.pid} still stopping; it exits on its own", file=sys.stderr)
+            print(
+                f"tuibatch: worker pid {worker.pid} still stopping; it exits on its own",
+                file=sys.stderr,
+            )
             return 130
         return code
     code = worker.poll()
@@ -475,6 +402,6 @@ def run_watch(db: Path) -> int:
     app = BatchApp(db)
     app.run()
     if app.error_message:
-        print(f"tuibatch: {app.error_message}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"tuibatch: {visible(app.error_message)}", file=sys.stderr)
+        return ExitCode.USAGE
     return 0

@@ -2,11 +2,15 @@
 
 Read once from the store when opened (``get(seq)`` + ``events(seq=…)``) and re-read on
 ``ctrl+r``; the item's full input/output are only ever loaded here, never for the table.
+What is rendered is capped: a text longer than :data:`PAGE` characters is shown one page at a
+time (``]`` / ``[``), so a 50 MB payload costs one page of widgets, not gigabytes. Everything
+shown is data from the items file or the service: made visible, never parsed as markup.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import ClassVar
 
 from rich.table import Table
@@ -17,39 +21,143 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static
 
+from ..safe_text import visible_block
+from ..states import ItemState
 from ..store import Event, Row
 from . import fmt
 
+#: characters of one text (input or output) the view renders at a time
+PAGE = 64 * 1024
+
+
+class Paged:
+    """One long text shown a page at a time; only the current page is ever rendered."""
+
+    def __init__(self, text: str, page_size: int = PAGE) -> None:
+        self.text = text
+        self.page_size = page_size
+        self.page = 0
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.text) // self.page_size))
+
+    @property
+    def paged(self) -> bool:
+        return self.pages > 1
+
+    def turn(self, delta: int) -> bool:
+        """Move *delta* pages; whether the page changed."""
+        page = max(0, min(self.pages - 1, self.page + delta))
+        changed = page != self.page
+        self.page = page
+        return changed
+
+    def chunk(self) -> str:
+        start = self.page * self.page_size
+        return self.text[start : start + self.page_size]
+
+    def note(self) -> str:
+        """Where this page is in the whole, and how to see the rest ("" when it all fits)."""
+        if not self.paged:
+            return ""
+        start = self.page * self.page_size
+        end = min(len(self.text), start + self.page_size)
+        more = len(self.text) - end
+        tail = f"… {fmt.size(more)} more characters" if more else "end"
+        return (
+            f"characters {start:,}–{end:,} of {len(self.text):,} ({tail}); page"
+            f" {self.page + 1}/{self.pages}: ] next, [ previous; `tuibatch export` has it all"
+        )
+
 
 def pretty_input(row: Row) -> str:
+    """The payload as indented JSON when it is small enough to pretty-print cheaply."""
+    raw = row.payload or row.input
+    if len(raw) > PAGE:
+        return raw  # shown page by page as stored; parsing megabytes would stall the screen
     try:
         return json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False)
     except (ValueError, TypeError):
-        return row.payload or row.input
+        return raw
+
+
+def output_markdown(out: str | None) -> str:
+    if not out:
+        return "*no output yet*"
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return visible_block(out)
+    if isinstance(data, str):
+        return visible_block(data)
+    return "```json\n" + visible_block(json.dumps(data, indent=2, ensure_ascii=False)) + "\n```"
+
+
+def run_line(row: Row) -> str:
+    """``run id … target …``, or why there is no run: never a bare "-"."""
+    target = row.run_target or row.agent or row.model
+    where = f"  target {fmt.key(target, 80)}" if target else ""
+    if row.run_id:
+        return f"run id {fmt.key(row.run_id, 80)}{where}"
+    why = ""
+    if row.err_code or row.err_message:
+        code = f"HTTP {row.err_code}" if row.err_code else fmt.one_line(row.err_class) or "error"
+        msg = row.err_message or ""
+        if row.err_code:  # "400: bad document" → "HTTP 400: bad document"
+            msg = re.sub(rf"^\s*{row.err_code}\b[:\s]*", "", msg)
+        msg = fmt.one_line(msg, 60)
+        why = f" ({code}: {msg})" if msg else f" ({code})"
+    state = row.state
+    if state == ItemState.FAILED:
+        return f"no run: failed before launch{why}{where}"
+    if state == ItemState.SKIPPED:
+        return f"no run: skipped before launch{where}"
+    last = f"; last attempt{why}" if why else ""
+    if state == ItemState.PENDING:
+        return f"no run yet: waiting to be claimed{last}{where}"
+    if state == ItemState.CLAIMED:
+        return f"no run yet: launching{last}{where}"
+    return f"no run recorded{why}{where}"
 
 
 def history_table(events: list[Event]) -> Table:
     """Attempts and state changes: time, outcome, HTTP code, delay, tokens, cost."""
     table = Table(box=None, header_style="bold", pad_edge=False, expand=True)
-    for name, just in (("time", "left"), ("#", "right"), ("outcome", "left"), ("http", "right"),
-                       ("delay", "right"), ("tokens", "right"), ("cost", "right"),
-                       ("message", "left")):
+    for name, just in (
+        ("time", "left"),
+        ("#", "right"),
+        ("outcome", "left"),
+        ("http", "right"),
+        ("delay", "right"),
+        ("tokens", "right"),
+        ("cost", "right"),
+        ("message", "left"),
+    ):
         table.add_column(name, justify=just, no_wrap=name != "message")  # type: ignore[arg-type]
     for e in events:
         if e.kind == "state":
-            if e.state in ("claimed", "running"):
+            if e.state in (ItemState.CLAIMED, ItemState.RUNNING):
                 continue
-            outcome = Text(f"{fmt.SYMBOL.get(e.state or '', '')} {e.state}",
-                           style=fmt.COLOR.get(e.state or "", ""))
+            outcome = Text(
+                f"{fmt.SYMBOL.get(e.state or '', '')} {fmt.one_line(e.state)}",
+                style=fmt.COLOR.get(e.state or "", ""),
+            )
         elif e.kind == "attempt":
-            outcome = Text(e.outcome or "")
+            outcome = Text(fmt.one_line(e.outcome))
         else:
-            outcome = Text(e.kind)
+            outcome = Text(fmt.one_line(e.kind))
         toks = (e.tokens_in or 0) + (e.tokens_out or 0) + (e.tokens_thought or 0)
         table.add_row(
-            fmt.clock(e.t), str(e.attempt or ""), outcome, str(e.http_code or ""),
-            fmt.duration(e.delay) if e.delay else "", fmt.tokens(toks) if toks else "",
-            fmt.money(e.cost_usd) if e.cost_usd else "", fmt.one_line(e.message, 200))
+            fmt.clock(e.t),
+            str(e.attempt or ""),
+            outcome,
+            str(e.http_code or ""),
+            fmt.duration(e.delay) if e.delay else "",
+            fmt.tokens(toks) if toks else "",
+            fmt.money(e.cost_usd) if e.cost_usd else "",
+            Text(fmt.one_line(e.message, 200)),
+        )
     return table
 
 
@@ -57,16 +165,39 @@ class DetailScreen(Screen[None]):
     """Full-screen so long outputs get the whole terminal; esc goes back to the table."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "app.pop_screen", "Back", id="detail-back", tooltip="Back to the table"),
+        Binding(
+            "escape,q", "app.pop_screen", "Back", id="detail-back", tooltip="Back to the table"
+        ),
         Binding("ctrl+r", "reload", "Reload", id="detail-reload", tooltip="Read the item again"),
-        Binding("j,down", "scroll(1)", "Down", id="detail-down", show=False),
-        Binding("k,up", "scroll(-1)", "Up", id="detail-up", show=False),
+        Binding(
+            "right_square_bracket",
+            "page(1)",
+            "Next page",
+            id="detail-next",
+            key_display="]",
+            tooltip="Next page of a long input or output",
+        ),
+        Binding(
+            "left_square_bracket",
+            "page(-1)",
+            "Prev page",
+            id="detail-prev",
+            key_display="[",
+            tooltip="Previous page of a long input or output",
+        ),
+        Binding("j,down", "scroll(1)", "Down", id="detail-down", show=False, tooltip="Scroll down"),
+        Binding("k,up", "scroll(-1)", "Up", id="detail-up", show=False, tooltip="Scroll up"),
     ]
 
     def __init__(self, row: Row, events: list[Event]) -> None:
         super().__init__(id="detail")
+        self._set(row, events)
+
+    def _set(self, row: Row, events: list[Event]) -> None:
         self.row = row
         self.events = events
+        self.input_pages = Paged(pretty_input(row))
+        self.output_pages = Paged(row.output or "")
 
     def compose(self) -> ComposeResult:
         row = self.row
@@ -76,36 +207,60 @@ class DetailScreen(Screen[None]):
         if row.started_at is not None and row.finished_at is not None:
             lat = f"  latency {fmt.duration(row.finished_at - row.started_at)}"
         head = Text.assemble(
-            (f"{sym} {row.state}", fmt.COLOR.get(row.state, "")), f"  {row.key}",
+            (f"{sym} {fmt.one_line(row.state)}", fmt.COLOR.get(row.state, "")),
+            f"  {fmt.key(row.key, 400)}",
             f"\nattempts {row.attempts}  tokens in {row.tokens_in:,} out {row.tokens_out:,}"
             f" think {row.tokens_thought:,}  cost {cost}{lat}",
-            f"\nrun id {row.run_id or '-'}  target {row.run_target or row.agent or row.model or '-'}")
+            f"\n{run_line(row)}",
+        )
         with VerticalScroll(id="detail-body"):
             yield Static(head, id="detail-head")
             if row.err_message or row.err_code:
                 yield Static("error", classes="section")
-                err = f"{row.err_class or 'error'}"
+                err = fmt.one_line(row.err_class) or "error"
                 err += f" (HTTP {row.err_code})" if row.err_code else ""
-                yield Static(Text(f"{err}: {row.err_message or ''}", style="red"), id="detail-error")
+                text = visible_block((row.err_message or "")[:PAGE])
+                yield Static(Text(f"{err}: {text}", style="red"), id="detail-error")
             yield Static("input", classes="section")
-            yield Static(Text(pretty_input(row)), id="detail-input")
+            yield Static(
+                Text(self.input_pages.note(), style="italic"),
+                id="detail-input-note",
+                classes="pager",
+            )
+            yield Static(Text(visible_block(self.input_pages.chunk())), id="detail-input")
             yield Static("output", classes="section")
-            yield Markdown(self._output_markdown(), id="detail-output")
+            yield Static(
+                Text(self.output_pages.note(), style="italic"),
+                id="detail-output-note",
+                classes="pager",
+            )
+            if self.output_pages.paged:
+                yield Static(Text(visible_block(self.output_pages.chunk())), id="detail-output")
+            else:
+                yield Markdown(output_markdown(row.output), id="detail-output", open_links=False)
             yield Static("attempt history", classes="section")
             yield Static(history_table(self.events), id="detail-history")
         yield Footer()
 
-    def _output_markdown(self) -> str:
-        out = self.row.output
-        if not out:
-            return "*no output yet*"
-        try:
-            data = json.loads(out)
-        except ValueError:
-            return out
-        if isinstance(data, str):
-            return data
-        return "```json\n" + json.dumps(data, indent=2, ensure_ascii=False) + "\n```"
+    def on_mount(self) -> None:
+        self._show_pager_notes()
+
+    def _show_pager_notes(self) -> None:
+        for name, paged in (("input", self.input_pages), ("output", self.output_pages)):
+            note = self.query_one(f"#detail-{name}-note", Static)
+            note.display = paged.paged
+            note.update(Text(paged.note(), style="italic"))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "page":
+            return self.input_pages.paged or self.output_pages.paged
+        return True
+
+    def action_page(self, delta: int) -> None:
+        for name, paged in (("input", self.input_pages), ("output", self.output_pages)):
+            if paged.turn(delta):
+                self.query_one(f"#detail-{name}", Static).update(Text(visible_block(paged.chunk())))
+        self._show_pager_notes()
 
     def action_scroll(self, delta: int) -> None:
         self.query_one("#detail-body", VerticalScroll).scroll_relative(y=delta, animate=False)
@@ -116,6 +271,7 @@ class DetailScreen(Screen[None]):
             return
         row = await store.get(self.row.seq)
         if row is not None:
-            self.row = row
-            self.events = await store.events(seq=row.seq, limit=500)
+            self._set(row, await store.events(seq=row.seq, limit=500))
             await self.recompose()
+            self._show_pager_notes()
+            self.refresh_bindings()

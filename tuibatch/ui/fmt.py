@@ -1,32 +1,53 @@
 """How states, money, tokens and durations read on screen: one place, so every pane agrees.
 
 Each state has a symbol as well as a color, so the table still reads with NO_COLOR or on
-a 16-color terminal over SSH.
+a 16-color terminal over SSH. Text from the service or the items file (keys, errors,
+messages) is data: every helper here that shows it goes through ``safe_text.visible``.
 """
 
 from __future__ import annotations
 
+import re
 import time
 
-STATES = ("pending", "claimed", "running", "done", "failed", "skipped")
+from rich.cells import cell_len, set_cell_size
 
-SYMBOL = {
-    "pending": "·",
-    "claimed": "◔",
-    "running": "▶",
-    "done": "✓",
-    "failed": "✗",
-    "skipped": "–",
+from ..safe_text import visible
+from ..states import ITEM_STATES, ExitCode, ItemState
+
+#: in the order the header and the number keys show them
+STATES = ITEM_STATES
+
+#: keyed by state (an ``ItemState`` is its string value, so either looks up)
+SYMBOL: dict[str, str] = {
+    ItemState.PENDING: "·",
+    ItemState.CLAIMED: "◔",
+    ItemState.RUNNING: "▶",
+    ItemState.DONE: "✓",
+    ItemState.FAILED: "✗",
+    ItemState.SKIPPED: "–",
+    ItemState.LOST: "?",
 }
 
 #: ANSI-16 names so the colors survive a 16-color terminal.
-COLOR = {
-    "pending": "bright_black",
-    "claimed": "blue",
-    "running": "yellow",
-    "done": "green",
-    "failed": "red",
-    "skipped": "bright_black",
+COLOR: dict[str, str] = {
+    ItemState.PENDING: "bright_black",
+    ItemState.CLAIMED: "blue",
+    ItemState.RUNNING: "yellow",
+    ItemState.DONE: "green",
+    ItemState.FAILED: "red",
+    ItemState.SKIPPED: "bright_black",
+    ItemState.LOST: "magenta",
+}
+
+#: what a worker's exit status means, as the header and the quit line say it
+EXIT_MEANING: dict[int, str] = {
+    ExitCode.OK: "all done",
+    ExitCode.FAILED: "some failed",
+    ExitCode.USAGE: "refused to start",
+    ExitCode.PAUSED: "paused",
+    ExitCode.STORAGE: "checkpoint not writable",
+    ExitCode.INTERRUPTED: "stopped",
 }
 
 
@@ -67,18 +88,52 @@ def duration(seconds: float | None) -> str:
     return f"{h}h{rest // 60:02d}m"
 
 
+def size(n: int) -> str:
+    """A character count as people read sizes: 812, 64.0k, 52.4M."""
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
 def clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
+def cut(text: str, width: int) -> str:
+    """*text* cut to *width* terminal cells with an ellipsis (0: no limit)."""
+    if not width or cell_len(text) <= width:
+        return text
+    return set_cell_size(text, max(0, width - 1)) + "…"
+
+
+def fit(text: str, width: int) -> str:
+    """*text* cut or padded to exactly *width* cells (table columns)."""
+    return set_cell_size(cut(text, width), width)
+
+
+_SPACES = re.compile(r"[ \t\r\n]+")
+
+
 def one_line(text: str | None, width: int = 0) -> str:
-    """First line of an error, whitespace squeezed, cut to width with an ellipsis."""
+    """An error or message on one line: whitespace squeezed, controls made visible, then cut."""
     if not text:
         return ""
-    s = " ".join(text.split())
-    if width and len(s) > width:
-        return s[: max(0, width - 1)] + "…"
-    return s
+    return cut(visible(_SPACES.sub(" ", text).strip()), width)
+
+
+def key(text: str | None, width: int = 0) -> str:
+    """An item key: exact but visible (a newline shows as ``\\n``, never as a line break)."""
+    return cut(visible(text or ""), width)
+
+
+def exit_text(code: int) -> str:
+    """``exited 0 (all done)``, ``exited 130 (stopped)``, ``killed by signal 9``."""
+    if code < 0:
+        return f"killed by signal {-code}"
+    what = EXIT_MEANING.get(code)
+    return f"exited {code}" + (f" ({what})" if what else "")
 
 
 def bar(fraction: float, width: int) -> str:

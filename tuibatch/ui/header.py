@@ -1,20 +1,51 @@
 """Header and cost meter: progress, per-state counts (which are also filters), rate, pause state.
 
 Both are plain Statics re-rendered from one :class:`Snapshot`, so a burst of events costs one
-redraw per poll, not one per event.
+redraw per poll, not one per event. Text that comes from the checkpoint (the batch title, pause
+and back-off reasons) is assembled as plain content, never parsed as markup, and made visible.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual.content import Content
 from textual.widgets import Static
 
+from ..states import UNFINISHED, ExitCode, ItemState
 from . import fmt
 from .data import Snapshot
 
+_LEFT = tuple(UNFINISHED)
 
-def _esc(text: str) -> str:
-    return text.replace("[", "\\[")
+
+@dataclass(frozen=True)
+class WorkerView:
+    """What the app knows about the worker: its own subprocess (pid, exit status) or none."""
+
+    ours: bool = False
+    pid: int | None = None
+    #: the exit status of our worker once it has exited; None while it runs
+    exit_code: int | None = None
+    following: bool = False
+
+    @property
+    def exited(self) -> bool:
+        return self.ours and self.exit_code is not None
+
+    def text(self) -> str:
+        if not self.ours:
+            return "watching (worker not ours)"
+        if self.exit_code is not None:
+            return "worker " + fmt.exit_text(self.exit_code)
+        return f"worker pid {self.pid}" + (" · follow" if self.following else "")
+
+    def style(self) -> str:
+        if self.exit_code is None:
+            return ""
+        if self.exit_code == ExitCode.OK:
+            return "$success"
+        return "$warning" if self.exit_code in (ExitCode.PAUSED, ExitCode.INTERRUPTED) else "$error"
 
 
 def rate_per_min(s: Snapshot) -> float | None:
@@ -23,10 +54,15 @@ def rate_per_min(s: Snapshot) -> float | None:
     return s.finished_recent / s.window * 60
 
 
+def left_of(s: Snapshot) -> int:
+    """Items a worker still has to do (pending, claimed, running)."""
+    return sum(s.totals.counts.get(k, 0) for k in _LEFT)
+
+
 def pause_text(control: dict[str, str], now: float) -> str:
-    """"paused: budget reached", "backing off 12 s: 429 …", or "" when claiming freely."""
+    """ "paused: budget reached", "backing off 12 s: 429 …", or "" when claiming freely."""
     if control.get("paused") == "1":
-        return "paused: " + (control.get("pause_reason") or "by user")
+        return "paused: " + fmt.one_line(control.get("pause_reason") or "by user", 60)
     try:
         until = float(control.get("hold_until_wall", "0") or 0)
     except ValueError:
@@ -37,38 +73,74 @@ def pause_text(control: dict[str, str], now: float) -> str:
     return ""
 
 
+def progress_tail(s: Snapshot, worker: WorkerView) -> str:
+    """`` 20/40  50%  22.0/min  ETA 46.4s``; once nothing is left or the worker is gone, ``N left``."""
+    t = s.totals
+    done = t.counts.get(ItemState.DONE, 0)
+    pct = done / t.total if t.total else 0.0
+    rate = rate_per_min(s)
+    left = left_of(s)
+    rate_txt = f"{rate:.1f}/min" if rate else "-/min"
+    if left == 0 or worker.exited:
+        eta = f"{left} left"
+    else:
+        eta = f"ETA {fmt.duration(left / rate * 60)}" if rate else "ETA -"
+    return f" {done}/{t.total} {pct:4.0%}  {rate_txt}  {eta}"
+
+
+def status_line(s: Snapshot, now: float, worker: WorkerView) -> Content:
+    """Line 3: what the batch is doing (paused / backing off / claiming), then the worker."""
+    paused = s.control.get("paused") == "1"
+    # a back-off is the worker's own: once it has exited, only a pause still means something
+    status = pause_text(s.control, now) if paused or not worker.exited else ""
+    parts: list[str | Content | tuple[str, str]] = []
+    if status:
+        parts.append((status, "bold $warning"))
+    elif not worker.exited:
+        idle = left_of(s) == 0
+        parts.append(("nothing left to claim", "$text-muted") if idle else ("claiming", "$success"))
+    if parts:
+        parts.append("  ")
+    parts.append((worker.text(), worker.style()))
+    return Content.assemble(*parts)
+
+
 class BatchHeader(Static):
     """Three lines: title + progress, state counts, status (pause / back-off / worker)."""
 
-    def show(self, s: Snapshot, *, title: str, now: float, state_filter: str | None,
-             worker: str, width: int) -> None:
+    def show(
+        self,
+        s: Snapshot,
+        *,
+        title: str,
+        now: float,
+        state_filter: str | None,
+        worker: WorkerView,
+        width: int,
+    ) -> None:
         t = s.totals
-        done = t.counts.get("done", 0)
-        total = t.total
-        pct = done / total if total else 0.0
-        rate = rate_per_min(s)
-        left = sum(t.counts.get(k, 0) for k in ("pending", "claimed", "running"))
-        eta = fmt.duration(left / rate * 60) if rate and left else ("-" if left else "finished")
-        rate_txt = f"{rate:.1f}/min" if rate else "-/min"
-        tail = f" {done}/{total} {pct:4.0%}  {rate_txt}  ETA {eta}"
-        title = fmt.one_line(title, 24)
+        done = t.counts.get(ItemState.DONE, 0)
+        pct = done / t.total if t.total else 0.0
+        tail = progress_tail(s, worker)
+        title = fmt.key(title, 24)
         bar_w = max(5, width - len(title) - len(tail) - 4)
-        line1 = (f"[b]{_esc(title)}[/b] [$success]{fmt.bar(pct, bar_w)}[/]"
-                 f"{_esc(tail)}")
-        parts = []
+        line1 = Content.assemble((title, "bold"), " ", (fmt.bar(pct, bar_w), "$success"), tail)
+        parts: list[Content] = []
         for i, state in enumerate(fmt.STATES, start=1):
             n = t.counts.get(state, 0)
-            color = fmt.COLOR[state]
-            label = f"{i}{fmt.SYMBOL[state]}{state} {n}"
+            if state == ItemState.LOST and not n and state_filter != state:
+                continue  # rare: shown only when there is something to see
+            # Textual spells the ANSI-16 colors ansi_*: an unknown color name ("bright_black")
+            # makes Textual drop the whole style, the @click with it
+            color = f"ansi_{fmt.COLOR[state]}"
             style = f"{color} reverse" if state_filter == state else color
-            parts.append(f"[@click=app.show_state('{state}')][{style}]{_esc(label)}[/][/]")
-        all_style = "reverse" if state_filter is None else ""
-        parts.append(f"[@click=app.show_state('')][{all_style or 'default'}]0 all[/][/]")
-        line2 = " ".join(parts)
-        status = pause_text(s.control, now)
-        line3 = (f"[b $warning]{_esc(status)}[/]" if status else "[$success]claiming[/]")
-        line3 += f"  {_esc(worker)}" if worker else ""
-        self.update(Content.from_markup("\n".join((line1, line2, line3))))
+            label = f"{i}{fmt.SYMBOL[state]}{state} {n}"
+            parts.append(Content.styled(label, f"{style} @click=app.show_state('{state}')"))
+        all_style = "reverse " if state_filter is None else ""
+        parts.append(Content.styled("0 all", f"{all_style}@click=app.show_state('')"))
+        line2 = Content(" ").join(parts)
+        line3 = status_line(s, now, worker)
+        self.update(Content("\n").join((line1, line2, line3)))
 
 
 class CostMeter(Static):
@@ -76,23 +148,32 @@ class CostMeter(Static):
 
     def show(self, s: Snapshot, *, budget: float | None, width: int) -> None:
         t = s.totals
-        finished_paid = t.counts.get("done", 0) + t.counts.get("failed", 0)
-        left = sum(t.counts.get(k, 0) for k in ("pending", "claimed", "running"))
+        finished_paid = t.counts.get(ItemState.DONE, 0) + t.counts.get(ItemState.FAILED, 0)
+        left = left_of(s)
         projected = t.cost_usd + (t.cost_usd / finished_paid * left if finished_paid else 0.0)
-        toks = (f"in {fmt.tokens(t.tokens_in)} out {fmt.tokens(t.tokens_out)}"
-                f" think {fmt.tokens(t.tokens_thought)}")
-        line1 = (f"{'tokens' if width >= 90 else 'tok'} {toks} │ {fmt.money(t.cost_usd)} spent"
-                 f" │ {fmt.money(t.wasted_usd)} wasted"
-                 f" │ {'projected' if width >= 90 else 'proj.'} {fmt.money(projected) if finished_paid else '-'}")
-        line2 = ""
+        toks = (
+            f"in {fmt.tokens(t.tokens_in)} out {fmt.tokens(t.tokens_out)}"
+            f" think {fmt.tokens(t.tokens_thought)}"
+        )
+        line1 = (
+            f"{'tokens' if width >= 90 else 'tok'} {toks} │ {fmt.money(t.cost_usd)} spent"
+            f" │ {fmt.money(t.wasted_usd)} wasted"
+            f" │ {'projected' if width >= 90 else 'proj.'}"
+            f" {fmt.money(projected) if finished_paid else '-'}"
+        )
+        parts: list[str | tuple[str, str]] = [line1]
+        line2: list[str | tuple[str, str]] = []
         if budget:
             frac = t.cost_usd / budget if budget > 0 else 1.0
             style = "$error" if frac >= 1 else ("$warning" if frac >= 0.8 else "$success")
             bw = max(5, min(30, width - 60))
-            line2 = (f"budget [{style}]{fmt.bar(frac, bw)}[/] {fmt.money(t.cost_usd)} of"
-                     f" {fmt.money(budget)} ({frac:.0%})")
+            line2 += [
+                "budget ",
+                (fmt.bar(frac, bw), style),
+                f" {fmt.money(t.cost_usd)} of {fmt.money(budget)} ({frac:.0%})",
+            ]
         if t.unpriced:
-            unknown = f"[b $warning]{t.unpriced} price unknown[/]"
-            line2 = f"{line2}  {unknown}" if line2 else unknown
-        markup = _esc(line1) + ("\n" + line2 if line2 else "")
-        self.update(Content.from_markup(markup))
+            line2 += ["  " if line2 else "", (f"{t.unpriced} price unknown", "bold $warning")]
+        if line2:
+            parts += ["\n", *line2]
+        self.update(Content.assemble(*parts))

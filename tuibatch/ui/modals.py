@@ -1,6 +1,7 @@
 """Confirmation dialogs: every destructive action and quitting with runs in flight ask first.
 
-Keyboard-only answers (y/n, s/d/esc) so they work over SSH without a mouse.
+Keyboard-only answers (y/n, s/d/esc) so they work over SSH without a mouse. Questions may
+quote a key or a path: shown visible and never parsed as markup.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from ..safe_text import visible
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -29,7 +32,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="question", markup=False)
+            yield Static(visible(self.question), classes="question", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button("Cancel (n/esc)", id="no")
@@ -60,8 +63,11 @@ class QuitScreen(ModalScreen[str]):
             yield Static(
                 f"The worker is still running ({self.in_flight} run(s) in flight).\n\n"
                 "s  stop it: no new launches, run ids are kept, runs resume next time\n"
-                f"d  detach: leave it running; `tuibatch watch --db {self.db}` re-attaches\n"
-                "esc  stay here", classes="question", markup=False)
+                f"d  detach: leave it running; `tuibatch watch --db {visible(self.db)}` re-attaches\n"
+                "esc  stay here",
+                classes="question",
+                markup=False,
+            )
             with Horizontal(classes="buttons"):
                 yield Button("Stop (s)", id="stop", variant="error")
                 yield Button("Detach (d)", id="detach", variant="primary")

@@ -3,6 +3,10 @@
 Textual's DataTable builds every row up front (about 12 s for 100k items); here the scroll
 range is just a number from ``count(*)`` and each visible line comes from a small row cache
 that a windowed ``LIMIT/OFFSET`` query fills around the viewport.
+
+The cursor follows an item, not a row position: with a state filter on, items that change
+state come and go around it, so after every reload the cursor is put back on the same item
+(by ``seq``), or on its nearest neighbour when the item left the view.
 """
 
 from __future__ import annotations
@@ -18,30 +22,56 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ..states import UNFINISHED, ItemState
 from . import fmt
 from .data import TableRow
 
 #: ``loader(offset, limit) -> (total rows in view, rows from offset)``
 Loader = Callable[[int, int], Awaitable[tuple[int, list[TableRow]]]]
+#: ``locate(seq) -> index`` of the item in the view, or of the first item after it if it left
+Locator = Callable[[int], Awaitable[int]]
 
 
 class ItemTable(ScrollView, can_focus=True):
-    """Virtual table of items; the cursor is an index into the current (filtered) view."""
+    """Virtual table of items; ``cursor`` is an index into the current (filtered) view and
+    ``cursor_seq`` the item it is on, which reloads keep it on."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j,down", "cursor(1)", "Down", id="down", show=False, tooltip="Next item"),
         Binding("k,up", "cursor(-1)", "Up", id="up", show=False, tooltip="Previous item"),
         Binding("g,home", "jump(0)", "Top", id="top", show=False, tooltip="First item"),
         Binding("G,end", "jump(-1)", "Bottom", id="bottom", show=False, tooltip="Last item"),
-        Binding("pagedown,ctrl+f", "page(1)", "Page down", id="page-down", show=False,
-                tooltip="One screen down"),
-        Binding("pageup,ctrl+b", "page(-1)", "Page up", id="page-up", show=False,
-                tooltip="One screen up"),
-        Binding("space", "tag", "Tag", id="tag", show=False, tooltip="Tag the item for a bulk skip or retry"),
+        Binding(
+            "pagedown,ctrl+f",
+            "page(1)",
+            "Page down",
+            id="page-down",
+            show=False,
+            tooltip="One screen down",
+        ),
+        Binding(
+            "pageup,ctrl+b",
+            "page(-1)",
+            "Page up",
+            id="page-up",
+            show=False,
+            tooltip="One screen up",
+        ),
+        Binding(
+            "space",
+            "tag",
+            "Tag",
+            id="tag",
+            show=False,
+            tooltip="Tag the item for a bulk skip or retry",
+        ),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "itemtable--header", "itemtable--cursor", "itemtable--tagged", "itemtable--dim",
+        "itemtable--header",
+        "itemtable--cursor",
+        "itemtable--tagged",
+        "itemtable--dim",
     }
 
     DEFAULT_CSS = """
@@ -55,11 +85,18 @@ class ItemTable(ScrollView, can_focus=True):
             super().__init__()
             self.row = row
 
-    def __init__(self, loader: Loader, *, id: str | None = None) -> None:
+    def __init__(
+        self, loader: Loader, locate: Locator | None = None, *, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.loader = loader
+        self.locate = locate
         self.total = 0
         self.cursor = 0
+        #: the item under the cursor (None: take whichever item is at ``cursor`` after a load)
+        self.cursor_seq: int | None = None
+        #: completed window reads, for tests and benchmarks that wait for a reload
+        self.loads = 0
         self.tagged: set[str] = set()
         self._cache: dict[int, TableRow] = {}
         self._loaded_once = False
@@ -76,8 +113,16 @@ class ItemTable(ScrollView, can_focus=True):
     def current(self) -> TableRow | None:
         return self._cache.get(self.cursor)
 
-    def row_at(self, index: int) -> TableRow | None:
-        return self._cache.get(index)
+    @property
+    def idle(self) -> bool:
+        """No window read in progress or queued."""
+        return not self._loading and not self._pending_reload
+
+    def reset_cursor(self) -> None:
+        """Back to the first item (a new filter): the next load takes whichever item is there."""
+        self.cursor = 0
+        self.cursor_seq = None
+        self.scroll_to(y=0, animate=False, immediate=True)
 
     def reload(self) -> None:
         """Re-read the visible window (the checkpoint changed or the filter did)."""
@@ -95,15 +140,46 @@ class ItemTable(ScrollView, can_focus=True):
         try:
             while True:
                 self._pending_reload = False
+                seq = self.cursor_seq
                 top = int(self.scroll_offset.y)
                 height = self.rows_visible
                 start = max(0, top - height)
                 total, rows = await self.loader(start, height * 3)
+                index = await self._find(seq, start, rows)
+                if index is not None:
+                    index = min(index, max(0, total - 1))
+                if seq != self.cursor_seq:
+                    continue  # the user moved meanwhile: read again for the new item
+                if index is not None and index != self.cursor:
+                    # keep the item on the same screen line; the rows around it changed
+                    shift = index - self.cursor
+                    self.cursor = index
+                    now_top = int(self.scroll_offset.y)
+                    new_top = max(0, min(now_top + shift, max(0, total - height)))
+                    if new_top != now_top:
+                        self.virtual_size = Size(0, total + 1)
+                        self.scroll_to(y=new_top, animate=False, immediate=True)
+                        self._pending_reload = True  # the window moved with it
                 self._apply(total, start, rows)
                 if not self._pending_reload:
                     break
         finally:
             self._loading = False
+
+    async def _find(self, seq: int | None, start: int, rows: list[TableRow]) -> int | None:
+        """Where the cursor's item is now: in the window just read, else asked of the store."""
+        if seq is None:
+            return None
+        at = self.cursor - start
+        if 0 <= at < len(rows) and rows[at].seq == seq:
+            return self.cursor
+        for i, r in enumerate(rows):
+            if r.seq == seq:
+                return start + i
+        if self.locate is None:
+            return None
+        # gone from the window: moved far, or left the filter (then: its nearest neighbour)
+        return await self.locate(seq)
 
     def _apply(self, total: int, start: int, rows: list[TableRow]) -> None:
         before = self.current
@@ -113,8 +189,11 @@ class ItemTable(ScrollView, can_focus=True):
         if self.cursor >= total:
             self.cursor = max(0, total - 1)
         self._loaded_once = True
-        self.refresh()
+        self.loads += 1
         after = self.current
+        if after is not None:
+            self.cursor_seq = after.seq
+        self.refresh()
         if before != after:
             self.post_message(self.CursorMoved(after))
 
@@ -142,6 +221,8 @@ class ItemTable(ScrollView, can_focus=True):
         index = max(0, min(self.total - 1, index))
         moved = index != self.cursor
         self.cursor = index
+        row = self._cache.get(index)
+        self.cursor_seq = row.seq if row is not None else None
         top = int(self.scroll_offset.y)
         height = self.rows_visible
         if anchor is not None:
@@ -190,8 +271,10 @@ class ItemTable(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         key_w, err_w = self.columns(width)
         if y == 0:
-            head = (f"  {'':1} {'key':<{key_w}} {'state':<8} {'att':>3} {'tokens':>6} {'cost':>8}"
-                    f" {'latency':>7} {'last error':<{err_w}}")
+            head = (
+                f"  {'':1} {'key':<{key_w}} {'state':<8} {'att':>3} {'tokens':>6} {'cost':>8}"
+                f" {'latency':>7} {'last error':<{err_w}}"
+            )
             style = self.get_component_rich_style("itemtable--header")
             return Strip([Segment(head[:width], style)]).extend_cell_length(width, style)
         index = int(self.scroll_offset.y) + y - 1
@@ -203,21 +286,24 @@ class ItemTable(ScrollView, can_focus=True):
             dim = self.get_component_rich_style("itemtable--dim")
             return Strip([Segment("  …", dim)]).extend_cell_length(width, dim)
         tagged = row.key in self.tagged
-        state_style = Style(color=fmt.COLOR.get(row.state, "default"), dim=row.state == "pending")
+        state_style = Style(
+            color=fmt.COLOR.get(row.state, "default"), dim=row.state == ItemState.PENDING
+        )
         cost = fmt.money(row.cost_usd) if row.price_known else "?"
-        if row.cost_usd == 0 and row.state in ("pending", "claimed", "running"):
+        if row.cost_usd == 0 and row.state in UNFINISHED:
             cost = ""
         error = "cancelling…" if row.cancel_requested else fmt.one_line(row.error, err_w)
         lat = fmt.duration(row.latency)
-        key = fmt.one_line(row.key, key_w)
         segs = [
             Segment("*" if tagged else " ", base),
             Segment(" ", base),
             Segment(fmt.SYMBOL.get(row.state, "?"), state_style),
-            Segment(f" {key:<{key_w}} ", base),
-            Segment(f"{row.state:<8}", state_style),
+            Segment(f" {fmt.fit(fmt.key(row.key), key_w)} ", base),
+            Segment(fmt.fit(fmt.one_line(row.state), 8), state_style),
             Segment(f" {row.attempts:>3} {fmt.tokens(row.tokens):>6} {cost:>8} {lat:>7} ", base),
-            Segment(f"{error:<{err_w}}", Style(color="red") if row.state == "failed" else base),
+            Segment(
+                fmt.fit(error, err_w), Style(color="red") if row.state == ItemState.FAILED else base
+            ),
         ]
         strip = Strip(segs).crop(0, width).extend_cell_length(width, base)
         if tagged:

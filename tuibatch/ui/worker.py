@@ -12,31 +12,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
-#: Flags of the run command that the app itself sets for the worker.
-_OWN_FLAGS = ("--headless", "--quiet")
-_OWN_VALUED = ("--db",)
+from ..options import QUIET, RunOptions
 
 
-def worker_argv(argv: Sequence[str], db: Path) -> list[str]:
-    """The user's run arguments minus the UI-only flags, plus ``--headless --quiet --db``."""
-    out: list[str] = []
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a in _OWN_FLAGS:
-            continue
-        if a in _OWN_VALUED:
-            skip = True
-            continue
-        if any(a.startswith(f + "=") for f in _OWN_VALUED):
-            continue
-        out.append(a)
-    return [*out, "--headless", "--quiet", "--db", str(db)]
+def worker_args(options: RunOptions) -> list[str]:
+    """The worker's command line: the same options, headless, quiet unless a level was asked for."""
+    return replace(options, log_level=options.log_level or QUIET).to_argv(headless=True)
 
 
 def log_path_for(db: Path) -> Path:
@@ -46,9 +31,15 @@ def log_path_for(db: Path) -> Path:
 class WorkerProcess:
     """Start, watch and stop one worker; its own session so it can outlive the app (detach)."""
 
-    def __init__(self, argv: Sequence[str], db: Path, *, env: Mapping[str, str] | None = None,
-                 log_path: Path | None = None):
-        self.args = worker_argv(argv, db)
+    def __init__(
+        self,
+        options: RunOptions,
+        *,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+    ):
+        self.args = worker_args(options)
+        db = options.db
         self.db = db
         self.env = dict(env) if env is not None else None
         self.log_path = log_path or log_path_for(db)
@@ -61,12 +52,20 @@ class WorkerProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
+        # owner-only, like the checkpoint: the log names keys and quotes the service's errors
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # a log an older version created 0644 is tightened too
+        with open(fd, "ab") as log:
             log.write(f"--- worker start {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.env, start_new_session=True)
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
         self.starts += 1
 
     def poll(self) -> int | None:
@@ -115,7 +114,7 @@ class WorkerProcess:
             return ""
         for line in reversed(tail):
             if line.startswith("tuibatch: "):
-                return line[len("tuibatch: "):]
+                return line[len("tuibatch: ") :]
         for line in reversed(tail):
             if line.strip() and not line.startswith("---"):
                 return line.strip()

@@ -3,21 +3,22 @@
 Workers never back off on their own for a quota error: a 429 holds every launch of
 the pool (and, through the checkpoint, of every process on it) until the service's
 retry delay has passed, then lets launches back in gradually. With ``--rpm``/``--tpm``
-the quota is a sliding window kept in the checkpoint, shared by every worker process;
-without them the pool learns the quota from the first 429.
+the quota is a sliding window kept in the checkpoint (:mod:`.shared`), shared by every
+worker process; without them the pool learns the quota from the first 429.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
-from .policy import Failure
+from ..policy import Failure
+from .shared import Limit, SharedPace
+from .window import BURST_SPAN, Window, burst_cap
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 #: after a hold ends, concurrency comes back from a quarter to full over this many seconds
 RAMP_SECONDS = 5.0
@@ -27,41 +28,17 @@ PROBE_FACTOR = 1.02
 MIN_SAMPLE = 20
 
 
-class Window:
-    """In-process record of sent requests; *limit* > 0 caps them in any *span* s (and 1/12 of it in 5 s)."""
-
-    def __init__(self, limit: float = 0.0, span: float = 61.0):
-        self.limit = limit
-        self.span = span
-        self.sent: deque[float] = deque()
-
-    def _trim(self, now: float) -> None:
-        while self.sent and self.sent[0] <= now - self.span:
-            self.sent.popleft()
-
-    def count(self, now: float, span: float = 60.0) -> int:
-        self._trim(now)
-        return sum(1 for t in self.sent if t > now - span)
-
-    def delay(self, now: float) -> float:
-        if self.limit <= 0:
-            return 0.0
-        self._trim(now)
-        wait = 0.0
-        for span, cap in ((self.span, self.limit), (5.0, max(1.0, self.limit / 12 * 1.25))):
-            inside = [t for t in self.sent if t > now - span]
-            if len(inside) + 1 > cap:
-                wait = max(wait, inside[int(len(inside) + 1 - cap) - 1] + span - now)
-        return wait
-
-    def take(self, now: float) -> None:
-        self._trim(now)
-        self.sent.append(now)
-
-
 class Pacer:
-    def __init__(self, *, concurrency: int = 8, rpm: float | None = None, tpm: float | None = None,
-                 adaptive: bool = False, max_concurrency: int = 64, margin: float = 0.99):
+    def __init__(
+        self,
+        *,
+        concurrency: int = 8,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        adaptive: bool = False,
+        max_concurrency: int = 64,
+        margin: float = 0.99,
+    ):
         self.adaptive = adaptive
         self.max_concurrency = max(1, max_concurrency)
         self.limit = float(min(concurrency, self.max_concurrency))
@@ -76,13 +53,15 @@ class Pacer:
         self.learned: Window | None = None
         self._learned_at = 0.0
         self._store: Store | None = None
+        self._shared: SharedPace | None = None
         self._latency: float | None = None
         self._base_latency: float | None = None
         self._tok_debt = 0
-        self.throttles = 0
 
     def attach(self, store: Store) -> None:
+        """Share holds (and with --rpm/--tpm the quota) with every process on *store*."""
         self._store = store
+        self._shared = SharedPace(store)
 
     # ----------------------------------------------------------- concurrency
 
@@ -106,13 +85,13 @@ class Pacer:
         while (left := self.holding()) > 0 and not stop.is_set():
             await _sleep_or_stop(min(left, 0.5), stop)
 
-    def _limits(self, tokens: int) -> list[tuple[float, float, float]]:
+    def _limits(self, tokens: int) -> list[Limit]:
         # 61 s, not 60: a request is counted when taken, the service counts it when it arrives,
         # which under CPU load can be half a second later (the SDK spends ~25 ms per create)
         limits = [(61.0, self.rpm or 0.0, self.tpm or 0.0)]
         if self.rpm:
             # no more than a twelfth of the minute's requests (plus a little) in any 5 s: no bursts
-            limits.append((5.0, max(1.0, self.rpm / 12 * 1.25), 0.0))
+            limits.append((BURST_SPAN, burst_cap(self.rpm), 0.0))
         return limits
 
     async def _take(self, tokens: int, stop: asyncio.Event) -> None:
@@ -120,9 +99,9 @@ class Pacer:
         while not stop.is_set():
             now = time.monotonic()
             wait = 0.0
-            if (self.rpm or self.tpm) and self._store is not None:
+            if (self.rpm or self.tpm) and self._shared is not None:
                 tok = max(0, tokens + self._tok_debt)
-                wait = await self._store.pace(1, tok, self._limits(tok))
+                wait = await self._shared.take(1, tok, self._limits(tok))
                 if wait <= 0:
                     self._tok_debt = 0
             elif self.learned is not None:
@@ -152,7 +131,6 @@ class Pacer:
 
     async def on_failure(self, f: Failure) -> None:
         if f.code == 429:
-            self.throttles += 1
             now = time.monotonic()
             delay = f.retry_delay if f.retry_delay is not None else 2.0
             if not (self.rpm or self.tpm) and "perminute" in (f.quota_id or "").lower():
@@ -162,17 +140,24 @@ class Pacer:
                 # share the quota, or it is not a plain window): just hold. Likewise for a handful.
                 seen = float(self.sent.count(now, span=max(1.0, 60.0 - min(delay, 59.0))))
                 aging = self.sent.count(now, span=60.0) - seen
-                if aging > 0 and seen >= MIN_SAMPLE and (self.learned is None or seen < self.learned.limit):
-                    self.learned = Window(seen)
-                    self.learned.sent = deque(self.sent.sent)
+                if (
+                    aging > 0
+                    and seen >= MIN_SAMPLE
+                    and (self.learned is None or seen < self.learned.limit)
+                ):
+                    self.learned = Window(seen).learned_from(self.sent, now)
                 self._learned_at = now
             if now + delay > self.hold_until:
                 self.hold_until = now + delay
                 self.hold_reason = f.short()
                 self.ramp_from = self.hold_until
                 if self._store is not None:
-                    await self._store.set_control({"hold_until_wall": f"{time.time() + delay:.3f}",
-                                                   "hold_reason": self.hold_reason})
+                    await self._store.set_control(
+                        {
+                            "hold_until_wall": f"{time.time() + delay:.3f}",
+                            "hold_reason": self.hold_reason,
+                        }
+                    )
         if self.adaptive and f.code in (429, 503):
             self.limit = max(1.0, self.limit * 0.5)
 

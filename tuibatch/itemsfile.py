@@ -1,0 +1,165 @@
+"""The items file, read whole into validated requests before anything is written.
+
+Every line becomes a :class:`~tuibatch.request_spec.RequestSpec` (three line formats, one per
+file: ``payload``, a Gemini Batch API ``request``, an Interactions ``input``; see
+:mod:`tuibatch.request_spec`), and every spec an :class:`~tuibatch.items.Item`: the canonical
+request (``request_json``), its fingerprint as ``payload_hash`` and, for a request the first
+release could send, the hash that release stored (``legacy_hash``).
+
+The batch's side (``--agent``/``--model``, ``--config FILE``, the config flags,
+``--instruction``, ``--schema FILE``) is read first by :func:`batch_defaults`: a bad one is one
+line before the items file is even opened. This module imports the SDK's types; the store and
+the app import only :mod:`tuibatch.items`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .engine.config import DEFAULT_MODEL
+from .genconfig import combine, config_dump, config_from_flags, load_batch_config
+from .items import (
+    Item,
+    KeyLines,
+    canonical,
+    canonical_payload,
+    fail,
+    iter_objects,
+    legacy_payload_hash,
+    read_file,
+)
+from .options import RunOptions
+from .output_check import load_schema
+from .request_spec import RequestSpec, SpecBuilder, SpecDefaults
+
+__all__ = [
+    "SpecDefaults",
+    "batch_defaults",
+    "batch_digest",
+    "iter_specs",
+    "load_items",
+    "parse_lines",
+]
+
+
+def batch_defaults(options: RunOptions) -> SpecDefaults:
+    """The batch's side of every request, checked: ``--config`` then the flags over it, and
+    ``--schema``. Raises InputError (one line naming the file or the flag)."""
+    from_file = load_batch_config(options.config) if options.config is not None else None
+    from_flags = config_from_flags(
+        temperature=options.temperature,
+        top_p=options.top_p,
+        top_k=options.top_k,
+        max_output_tokens=options.max_output_tokens,
+        seed=options.seed,
+        stop_sequences=list(options.stop) or None,
+        thinking_budget=options.thinking_budget,
+        thinking_level=options.thinking_level,
+        instruction=options.instruction,
+        safety=list(options.safety) or None,
+    )
+    schema = load_schema(options.schema) if options.schema is not None else None
+    agent = options.agent
+    model = None if agent else (options.model or DEFAULT_MODEL)
+    return SpecDefaults(
+        agent=agent, model=model, config=combine(from_file, from_flags), schema=schema
+    )
+
+
+def batch_digest(data: bytes, defaults: SpecDefaults) -> str | None:
+    """A digest of everything the requests are built from: the file's bytes and the batch's
+    side. None when lines may read local files (``{"file": ...}`` parts), whose bytes this
+    cannot see: then the file is read again on every start."""
+    if b'"file"' in data:
+        return None
+    side = canonical(
+        {
+            "agent": defaults.agent,
+            "model": defaults.model,
+            "config": config_dump(defaults.config),
+            "schema": defaults.schema,
+        }
+    )
+    h = hashlib.sha256(data)
+    h.update(b"\x00" + side.encode("utf-8"))
+    return "2:" + h.hexdigest()
+
+
+def _legacy_side(defaults: SpecDefaults) -> bool:
+    """Whether the batch's side is one the first release could express (no config but the
+    instruction, no schema)."""
+    return defaults.schema is None and set(config_dump(defaults.config)) <= {"system_instruction"}
+
+
+def _own_target(obj: dict[str, Any], fmt: str) -> tuple[str | None, str | None]:
+    """The agent or model the line itself names (None: the batch's)."""
+    agent = obj.get("agent") or None
+    model = obj.get("model") or None
+    if fmt == "request" and model is None:
+        request_model = obj["request"].get("model")
+        model = request_model or None
+    if isinstance(model, str):
+        model = model.removeprefix("models/")
+    return agent, model
+
+
+def iter_specs(
+    path: Path, data: bytes, defaults: SpecDefaults | None = None
+) -> Iterator[tuple[Item, RequestSpec]]:
+    """(item, its spec) for every line of *data*, in file order; InputError names the first
+    bad line (``file:line: field: problem``). Nothing is yielded past a bad line."""
+    defaults = defaults or SpecDefaults(model=DEFAULT_MODEL)
+    builder = SpecBuilder(path, defaults)
+    keys = KeyLines(path)
+    legacy_side = _legacy_side(defaults)
+    for seq, (lineno, obj) in enumerate(iter_objects(path, data)):
+        spec = builder.build(obj, lineno)
+        keys.add(spec.key, lineno)
+        fmt = spec.format
+        value = obj[fmt]
+        payload_json = json.dumps(value, ensure_ascii=False)
+        try:
+            payload_json.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = json.dumps(payload_json[exc.start])
+            raise fail(path, lineno, f'"{fmt}" contains {bad}, half a surrogate pair') from None
+        legacy = None
+        if fmt == "payload" and legacy_side and "config" not in obj and "agent_config" not in obj:
+            legacy = legacy_payload_hash(obj, canonical_payload(value))
+        agent, model = _own_target(obj, fmt)
+        instruction = obj.get("instruction")
+        if fmt == "input" and instruction is None:
+            instruction = obj.get("system_instruction")
+        yield (
+            Item(
+                seq=seq,
+                key=spec.key,
+                input_text=spec.input_text,
+                payload_hash=spec.fingerprint,
+                line=lineno,
+                agent=agent,
+                model=model,
+                instruction=instruction if isinstance(instruction, str) else None,
+                payload_json=payload_json,
+                legacy_hash=legacy,
+                request_pieces=spec.pieces,
+            ),
+            spec,
+        )
+
+
+def parse_lines(path: Path, data: bytes, defaults: SpecDefaults | None = None) -> list[Item]:
+    """Every item of an items file's *data*, or InputError naming the first bad line."""
+    return [item for item, _spec in iter_specs(path, data, defaults)]
+
+
+def load_items(path: Path, defaults: SpecDefaults | None = None) -> list[Item]:
+    """Read and check the whole items file; an empty one is refused."""
+    items = parse_lines(path, read_file(path), defaults)
+    if not items:
+        raise fail(path, None, "no items (the file is empty)")
+    return items

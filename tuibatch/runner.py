@@ -1,0 +1,306 @@
+"""The wiring of one run: checkpoint, credentials, backend, engine, signals, progress, exit status.
+
+The command line (``cli.py``), the demo and the app's worker all come here with a
+:class:`~tuibatch.options.RunOptions`; nothing here parses flags. What a run prints goes
+through :mod:`tuibatch.logs` (escaped, with the API key redacted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import logs
+from .items import InputError, read_file
+from .options import RunOptions, UsageError
+from .states import ExitCode, ItemState, PauseKind
+from .store import ChangedKeys, CheckpointError, Store, Totals
+
+if TYPE_CHECKING:
+    from .engine import Engine, EngineConfig
+    from .request_spec import SpecDefaults
+
+#: a test-only crash point callback, handed to the engine: ``probe("after_launch")``
+Probe = Callable[[str], None]
+
+
+async def open_existing(path: Path, *, readonly: bool = False) -> Store:
+    """An existing checkpoint (read-only for commands that only read); refusal is a UsageError."""
+    try:
+        return await Store.open(path, readonly=readonly)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def format_totals(t: Totals, *, elapsed: float | None = None, done_here: int | None = None) -> str:
+    """The progress line: counts, tokens, cost, waste, throughput."""
+    c = t.counts
+    in_flight = c.get(ItemState.CLAIMED, 0) + c.get(ItemState.RUNNING, 0)
+    parts = [
+        f"{c.get(ItemState.DONE, 0)}/{t.total} done",
+        f"{c.get(ItemState.FAILED, 0)} failed",
+        f"{c.get(ItemState.SKIPPED, 0)} skipped",
+        f"{c.get(ItemState.PENDING, 0)} pending",
+        f"{in_flight} running",
+    ]
+    if c.get(ItemState.LOST, 0):
+        parts.append(f"{c[ItemState.LOST]} lost")
+    cost = f"${t.cost_usd:.4f}" + (f" (+{t.unpriced} price unknown)" if t.unpriced else "")
+    line = (
+        ", ".join(parts)
+        + f" | tokens in {t.tokens_in:,} out {t.tokens_out:,} think {t.tokens_thought:,}"
+        + f" | {cost}, wasted ${t.wasted_usd:.4f}"
+    )
+    if elapsed and done_here is not None and elapsed > 0:
+        line += f" | {done_here / elapsed * 60:.1f} items/min"
+    if t.relaunches:
+        line += f" | in-doubt relaunches {t.relaunches}"
+    return line
+
+
+def _left(t: Totals) -> int:
+    c = t.counts
+    return c.get(ItemState.PENDING, 0) + c.get(ItemState.CLAIMED, 0) + c.get(ItemState.RUNNING, 0)
+
+
+# -------------------------------------------------------------------- checkpoint
+
+
+def read_batch(options: RunOptions) -> SpecDefaults:
+    """The batch's side of every request (config file, flags, schema), checked before any file
+    is opened for writing; a problem is one line (UsageError)."""
+    from .itemsfile import batch_defaults
+
+    try:
+        return batch_defaults(options)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _changed_message(options: RunOptions, exc: ChangedKeys) -> str:
+    keys = exc.report.changed
+    shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+    return exc.message or (
+        f"{options.items}: what is sent changed (payload, config, schema or target) for "
+        f"{len(keys)} key(s) already in {options.db}: {shown}; nothing was changed "
+        "(use --rerun-changed to run them again)"
+    )
+
+
+async def prepare_store(options: RunOptions) -> tuple[Store, int]:
+    """Read the items file whole, then open (or create) the checkpoint and add new keys."""
+    from .itemsfile import batch_digest, parse_lines
+
+    defaults = read_batch(options)
+    items_path, db_path = options.items, options.db
+    try:
+        data = read_file(items_path)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    digest = batch_digest(data, defaults)
+    store: Store | None = None
+    if db_path.exists():
+        store = await open_existing(db_path)
+        meta = await store.meta()
+        if digest is not None and meta.get("items_sha256") == digest and not options.rerun_changed:
+            return store, int(meta.get("items_count", "0"))
+    try:
+        items = parse_lines(items_path, data, defaults)
+        if not items:
+            raise InputError(f"{items_path}: no items (the file is empty)")
+    except InputError as exc:
+        if store:
+            await store.close()
+        raise UsageError(str(exc)) from None
+    if store is None:
+        try:
+            store = await Store.open(db_path, create=True)
+        except CheckpointError as exc:
+            raise UsageError(str(exc)) from None
+    try:
+        report = await store.sync_items(items, rerun_changed=options.rerun_changed)
+    except ChangedKeys as exc:
+        await store.close()
+        raise UsageError(_changed_message(options, exc)) from None
+    await store.set_meta(
+        {
+            "items_sha256": digest or "",
+            "items_count": str(len(items)),
+            "items_file": str(items_path.resolve()),
+        }
+    )
+    if report.added and report.added != len(items):
+        logs.notice.info("%d new item(s) added from %s", report.added, items_path)
+    if report.rerun:
+        logs.notice.info("%d changed item(s) put back to pending", report.rerun)
+    return store, len(items)
+
+
+# ----------------------------------------------------------------------- dry run
+
+
+async def _finished_keys(db: Path) -> set[str]:
+    """Keys already done or skipped, read without writing (a dry run changes nothing)."""
+    if not db.exists():
+        return set()
+    store = await Store.open(db, readonly=True)
+    try:
+        return await store.finished_keys()
+    finally:
+        await store.close()
+
+
+def dry_run(options: RunOptions) -> ExitCode:
+    """Check every line and the batch's config, count the items left and bracket their cost
+    per model; launch nothing, write nothing."""
+    from .dryrun import estimate
+    from .itemsfile import iter_specs
+    from .pricing import load_prices
+
+    defaults = read_batch(options)
+    try:
+        prices = load_prices(options.prices)
+        finished = asyncio.run(_finished_keys(options.db))
+        data = read_file(options.items)
+        report = estimate(iter_specs(options.items, data, defaults), prices, finished)
+        if not report.items:
+            raise InputError(f"{options.items}: no items (the file is empty)")
+    except (InputError, CheckpointError) as exc:
+        raise UsageError(str(exc)) from None
+    for line in report.lines():
+        logs.out.info("%s", line)
+    return ExitCode.OK
+
+
+# --------------------------------------------------------------------------- run
+
+
+def engine_config(options: RunOptions) -> EngineConfig:
+    from .engine import EngineConfig
+    from .policy import Backoff
+
+    return EngineConfig(
+        concurrency=options.concurrency,
+        adaptive=options.adaptive,
+        max_concurrency=options.max_concurrency,
+        max_attempts=options.max_attempts,
+        agent=options.agent,
+        model=options.model,
+        instruction=options.instruction,
+        poll_initial=options.poll_interval,
+        poll_max=options.poll_max,
+        backoff=Backoff(initial=options.retry_initial, maximum=options.retry_max),
+        budget_usd=options.budget,
+        rpm=options.rpm,
+        tpm=options.tpm,
+    )
+
+
+def run(options: RunOptions, *, probe: Probe | None = None) -> ExitCode:
+    """Run the batch headless until it is finished, paused or stopped; the exit status."""
+    return asyncio.run(run_headless(options, probe=probe))
+
+
+async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> ExitCode:
+    from .backends.gemini import CredentialsError, GeminiBackend, resolve_credentials
+    from .engine import Engine
+    from .pricing import load_prices
+
+    logs.configure(options.log_level or "info")
+    try:
+        prices = load_prices(options.prices)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        creds = resolve_credentials(base_url=options.base_url)
+    except CredentialsError as exc:
+        raise UsageError(str(exc)) from None
+    logs.configure(options.log_level or "info", secrets=[creds.api_key or ""])
+    store, _count = await prepare_store(options)
+    pause = await store.pause_state()
+    if pause.active and pause.kind is PauseKind.BATCH:
+        await store.set_paused(False, f"new run clears the earlier pause ({pause.reason})")
+    elif pause.active:
+        logs.notice.info(
+            "the batch is paused; `tuibatch resume --db %s` (or p in the app) continues it",
+            options.db,
+        )
+    if options.no_sdk_speedup:
+        os.environ["TUIBATCH_SDK_SPEEDUP"] = "0"
+    backend = GeminiBackend(creds, timeout_s=options.timeout)
+    logging.getLogger("tuibatch.backends").debug("SDK speed-up: %s", backend.speedup.reason)
+    engine = Engine(store, backend, prices, engine_config(options), probe=probe)
+    install_signals(engine)
+    start = await store.totals()
+    t0 = time.monotonic()
+
+    def line(t: Totals) -> str:
+        return format_totals(
+            t, elapsed=time.monotonic() - t0, done_here=t.finished - start.finished
+        )
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(options.progress_every)
+            logs.progress(line(await store.totals()))
+
+    reporter = asyncio.create_task(report())
+    try:
+        await engine.run()
+    finally:
+        reporter.cancel()
+        await backend.close()
+    t = await store.totals()
+    await store.close()
+    logs.progress(line(t))
+    return outcome(
+        t, interrupted=engine.interrupted, paused=engine.pause.active, reason=engine.pause.reason
+    )
+
+
+def outcome(t: Totals, *, interrupted: bool, paused: bool, reason: str) -> ExitCode:
+    """The exit status of a run that ended with totals *t*, with its one line for the user."""
+    if interrupted:
+        logs.notice.info("stopped; every recorded run id is kept — run the same command to resume")
+        return ExitCode.INTERRUPTED
+    left = _left(t)
+    if paused and left:
+        logs.notice.info("batch paused with %d item(s) left: %s", left, reason)
+        return ExitCode.PAUSED
+    if t.counts.get(ItemState.FAILED, 0) or t.counts.get(ItemState.LOST, 0):
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+def install_signals(engine: Engine) -> None:
+    """First Ctrl-C / SIGTERM: stop launching, keep run ids, exit soon. Second: exit now."""
+    loop = asyncio.get_running_loop()
+    hits = {"n": 0}
+
+    def on_signal(signum: int) -> None:
+        hits["n"] += 1
+        if hits["n"] == 1:
+            engine.stop()
+            try:  # end the line the terminal echoed ^C on
+                if signum == signal.SIGINT and sys.stderr.isatty():
+                    sys.stderr.write("\n")
+            except (OSError, ValueError):
+                pass
+            logs.notice.info(
+                "stopping — no new launches; run ids are kept (press Ctrl-C again to exit now)"
+            )
+        else:
+            os._exit(ExitCode.INTERRUPTED)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+        except (NotImplementedError, RuntimeError):
+            pass

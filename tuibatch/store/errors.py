@@ -1,0 +1,25 @@
+"""The store's exceptions: each says what went wrong in terms of the checkpoint."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import SyncReport
+
+
+class CheckpointError(Exception):
+    """The checkpoint cannot be used; the message is the one line the user sees."""
+
+
+class LostLease(Exception):
+    """Another worker took this item over (our lease lapsed): stop touching it."""
+
+
+class ChangedKeys(Exception):
+    """The items file changed payloads of keys already in the checkpoint."""
+
+    def __init__(self, report: SyncReport, message: str | None = None):
+        super().__init__(message or "changed payloads")
+        self.report = report
+        self.message = message

@@ -1,0 +1,122 @@
+"""The items file into the checkpoint: new keys are added, changed payloads refused or rerun."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from .. import owner as owner_mod
+from ..items import Item
+from ..states import IN_FLIGHT, ItemState
+from . import views
+from .connection import write
+from .errors import ChangedKeys
+from .journal import append
+from .records import EventKind, SyncReport
+
+#: up to this many new items get one "added" event each; more get one summary event
+ADDED_EVENTS_MAX = 1000
+
+
+def sync_items(con: sqlite3.Connection, items: Sequence[Item], rerun_changed: bool) -> SyncReport:
+    """All or nothing: a refusal (:class:`ChangedKeys`) writes nothing."""
+    report = SyncReport(total=len(items))
+    with write(con):
+        known = {
+            k: (seq, h) for seq, k, h in con.execute("SELECT seq, key, payload_hash FROM items")
+        }
+        next_seq = max((v[0] for v in known.values()), default=-1) + 1
+        changed = [it for it in items if it.key in known and known[it.key][1] != it.payload_hash]
+        if changed and not rerun_changed:
+            report.changed = [it.key for it in changed]
+            raise ChangedKeys(report)
+        now = time.time()
+        new_rows = []
+        for it in items:
+            if it.key not in known:
+                new_rows.append(
+                    (
+                        next_seq,
+                        it.key,
+                        it.payload_hash,
+                        it.input_text,
+                        it.payload_json,
+                        it.agent,
+                        it.model,
+                        it.instruction,
+                        now,
+                        now,
+                    )
+                )
+                next_seq += 1
+        if new_rows:
+            con.executemany(
+                "INSERT INTO items(seq, key, payload_hash, input, payload, agent, model,"
+                " instruction, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                new_rows,
+            )
+            if len(new_rows) <= ADDED_EVENTS_MAX:
+                for r in new_rows:
+                    append(
+                        con,
+                        r[0],
+                        EventKind.STATE,
+                        state=ItemState.PENDING,
+                        message="added",
+                        now=now,
+                    )
+            else:
+                append(con, None, EventKind.INFO, message=f"{len(new_rows)} items added", now=now)
+            report.added = len(new_rows)
+        for it in changed:
+            _rerun(con, known[it.key][0], it, now, report)
+            report.rerun += 1
+    return report
+
+
+def _rerun(con: sqlite3.Connection, seq: int, it: Item, now: float, report: SyncReport) -> None:
+    old = views.get(con, seq)
+    assert old is not None
+    if (
+        old.state in IN_FLIGHT
+        and old.owner
+        and not owner_mod.is_dead(old.owner)
+        and (old.lease_until or 0) > now
+    ):
+        report.changed = [it.key]
+        raise ChangedKeys(
+            report, f"key {it.key!r} changed but is running in another worker; nothing was changed"
+        )
+    append(
+        con,
+        seq,
+        EventKind.RERUN,
+        state=ItemState.PENDING,
+        message=json.dumps(
+            {
+                "old_state": old.state.value,
+                "old_run_id": old.run_id,
+                "old_output": old.output,
+                "old_error": old.err_message,
+            }
+        ),
+    )
+    con.execute(
+        "UPDATE items SET payload_hash=?, input=?, payload=?, agent=?, model=?, instruction=?,"
+        " state=?, run_id=NULL, run_target=NULL, owner=NULL, lease_until=NULL,"
+        " round_base=attempts, output=NULL, err_class=NULL, err_code=NULL, err_message=NULL,"
+        " err_delay=NULL, cancel_requested=0, finished_at=NULL, updated_at=? WHERE seq=?",
+        (
+            it.payload_hash,
+            it.input_text,
+            it.payload_json,
+            it.agent,
+            it.model,
+            it.instruction,
+            ItemState.PENDING,
+            now,
+            seq,
+        ),
+    )

@@ -1,0 +1,102 @@
+"""The user's commands into the checkpoint: ask first where it costs or cancels, write, report.
+
+Each is a store write the worker polls (pause, skip, retry); the app then re-reads at once
+(``poke``) so the effect shows without waiting for the next poll. Keys quoted in a question or
+a notification are data: made visible and never parsed as markup.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..states import IN_FLIGHT, ItemState, PauseKind
+from . import fmt
+from .modals import ConfirmScreen
+
+if TYPE_CHECKING:
+    from .app import BatchApp
+
+
+def selection(app: BatchApp) -> tuple[list[str], bool]:
+    """(keys, bulk): the tagged items, else the one under the cursor."""
+    if app.table.tagged:
+        return sorted(app.table.tagged), True
+    row = app.table.current
+    return ([row.key] if row else []), False
+
+
+def skip_report(result: dict[str, str]) -> str:
+    """``key: skipped`` for one item, ``3 skipped, 1 already done`` for several."""
+    if len(result) == 1:
+        key, what = next(iter(result.items()))
+        return f"{fmt.key(key, 60)}: {fmt.one_line(what, 80)}"
+    counts: dict[str, int] = {}
+    for what in result.values():
+        counts[what] = counts.get(what, 0) + 1
+    return ", ".join(f"{n} {fmt.one_line(w, 60)}" for w, n in counts.items())
+
+
+async def toggle_pause(app: BatchApp) -> None:
+    """One key, ``p``: pause when claiming, resume when paused (the header says which)."""
+    if app.store is None:
+        return
+    if app.paused:
+        await app.store.set_paused(False, "resumed by user", kind=PauseKind.USER)
+        app.restart_worker_if_idle()
+    else:
+        await app.store.set_paused(True, "by user", kind=PauseKind.USER)
+    await app.poke()
+
+
+async def skip(app: BatchApp) -> None:
+    keys, bulk = selection(app)
+    if not keys or app.store is None:
+        return
+    row = app.table.current
+    if bulk:
+        question = f"Skip {len(keys)} tagged item(s)? Running ones are cancelled on the service."
+    elif row is not None and row.state in IN_FLIGHT:
+        question = f"Cancel the run of {fmt.key(row.key, 60)} on the service and skip it?"
+    else:
+        question = ""
+    if question and not await app.push_screen_wait(ConfirmScreen(question, "Skip")):
+        return
+    result = await app.store.skip(keys)
+    app.table.tagged.clear()
+    app.notify(skip_report(result), timeout=3, markup=False)
+    await app.poke()
+
+
+async def retry(app: BatchApp) -> None:
+    keys, bulk = selection(app)
+    if not keys or app.store is None:
+        return
+    question = ConfirmScreen(f"Retry {len(keys)} tagged item(s)?", "Retry")
+    if bulk and not await app.push_screen_wait(question):
+        return
+    n = await app.store.retry(keys)
+    app.table.tagged.clear()
+    if n:
+        app.notify(f"{n} item(s) back to pending", timeout=3, markup=False)
+        app.restart_worker_if_idle()
+    else:
+        app.notify("nothing to retry (only failed or skipped items)", severity="warning", timeout=3)
+    await app.poke()
+
+
+async def retry_failed(app: BatchApp) -> None:
+    if app.store is None:
+        return
+    failed = app.snap.totals.counts.get(ItemState.FAILED, 0)
+    if not failed:
+        app.notify("no failed items", timeout=3)
+        return
+    if not await app.push_screen_wait(
+        ConfirmScreen(f"Retry all {failed} failed item(s)?", "Retry all")
+    ):
+        return
+    n = await app.store.retry(failed=True)
+    app.notify(f"{n} failed item(s) back to pending", timeout=3)
+    if n:
+        app.restart_worker_if_idle()
+    await app.poke()
