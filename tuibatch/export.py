@@ -251,7 +251,11 @@ def _parquet_column(pa: Any, values: list[Any]) -> Any:
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-        return pa.array([_as_text(v) if v is not None else None for v in values], pa.string())
+        text = [
+            v if isinstance(v, str) or v is None else json.dumps(v, ensure_ascii=False)
+            for v in values
+        ]
+        return pa.array(text, pa.string())
 
 
 async def write_parquet(pages: Pages, out: IO[bytes]) -> None:

@@ -16,49 +16,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import replace
-from typing import Literal
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
-from ..backends.base import Backend, LaunchSpec, RunResult
+from ..backends.base import Backend, LaunchSpec
 from ..items import key_label
 from ..limiter import Pacer
-from ..policy import Cause, Failure, Kind
-from ..pricing import Prices, estimate_tokens
+from ..pricing import Prices
 from ..safe_text import visible
-from ..states import TERMINAL_RUN, ErrorClass, ItemState, PauseKind, PauseState, RunStatus
-from ..store import Attempt, Claim, EventKind, LostLease, Row, Store
+from ..states import ErrorClass, ItemState, PauseState
+from ..store import Attempt, Claim, LostLease, Row, Store
 from .config import DEFAULT_MODEL, EngineConfig, Probe
 from .control import Control
+from .launch import Launcher
+from .runs import Runs, is_terminal
 from .schedule import PollSchedule
 
 log = logging.getLogger("tuibatch.engine")
-
-#: how polling a run ended
-PollEnd = Literal["done", "skipped", "stopped", "paused", "relaunch"]
 
 
 def _no_probe(_point: str) -> None:
     pass
 
 
-def _terminal(r: RunResult) -> bool:
-    return r.status in TERMINAL_RUN
-
-
-def _settled(r: RunResult) -> tuple[ItemState, str | None]:
-    """The state a terminal run settles its item in, and why if it is not done."""
-    if r.status == RunStatus.COMPLETED:
-        return ItemState.DONE, None
-    if r.status == RunStatus.CANCELLED:
-        return ItemState.SKIPPED, RunStatus.CANCELLED.value
-    if r.status == RunStatus.REQUIRES_ACTION:
-        return ItemState.FAILED, "needs a human: the run stopped with requires_action"
-    return ItemState.FAILED, f"run ended {r.status}" + (f": {r.error}" if r.error else "")
-
-
-class Engine:
+class Engine(Launcher, Runs):
     """Runs the items of one checkpoint until none is left, it is stopped, or the batch pauses."""
 
     def __init__(
@@ -212,7 +191,7 @@ class Engine:
                 result = await self._launch(row, spec)
                 if result is None:
                     return
-                if _terminal(result):
+                if is_terminal(result):
                     await self._commit(row, spec, result, direct=True)
                     self._probe("after_commit")
                     return
@@ -225,226 +204,3 @@ class Engine:
                 return
             run_id = None
             row = await self.store.get(row.seq) or row
-
-    # ----------------------------------------------------------------- launch
-
-    async def _launch(self, row: Row, spec: LaunchSpec) -> RunResult | None:
-        remaining = self.cfg.max_attempts - row.round_attempts
-        if remaining <= 0:
-            why = f"gave up after {row.round_attempts} attempts: {row.err_message or ''}".strip()
-            await self.store.finish(
-                row.seq,
-                ItemState.FAILED,
-                error_class=ErrorClass.ATTEMPTS,
-                a=Attempt(outcome=ItemState.FAILED.value, message=why),
-            )
-            return None
-        tokens_guess = estimate_tokens(spec.input_text) + estimate_tokens(spec.instruction or "")
-
-        async def before_sleep(rs: RetryCallState) -> None:
-            # a coroutine function, not a lambda: tenacity awaits only what it sees is async
-            await self._before_retry(row, rs)
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(remaining),
-            retry=retry_if_exception(lambda e: isinstance(e, Failure) and e.kind is Kind.TRANSIENT),
-            wait=self._wait,
-            before_sleep=before_sleep,
-            sleep=self._retry_sleep,
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._launch_once(row, spec, tokens_guess)
-        except Failure as f:
-            if f.kind is Kind.BATCH:
-                await self.ctl.pause_batch(f)
-                await self.store.unclaim(row.seq, f"batch paused: {f.short()}")
-                return None
-            await self.store.finish(
-                row.seq,
-                ItemState.FAILED,
-                count_attempt=True,
-                error_class=f.error_class,
-                a=Attempt(
-                    outcome=f.kind.value, http_code=f.code, delay=f.retry_delay, message=f.short()
-                ),
-            )
-            log.info("%s: failed (%s): %s", visible(row.key), f.kind.value, visible(f.short()))
-            return None
-        return None
-
-    async def _launch_once(self, row: Row, spec: LaunchSpec, tokens_guess: int) -> RunResult | None:
-        """One attempt: give the item back, skip it, or launch it and record its run id."""
-        if self.ctl.stopped or self.ctl.batch_paused:
-            why = (
-                "stopped before launch"
-                if self.ctl.stopped
-                else f"batch paused: {self.ctl.pause.reason}"
-            )
-            await self.store.unclaim(row.seq, why)
-            return None
-        if row.seq in self.ctl.cancel_flags:
-            await self.store.finish(
-                row.seq,
-                ItemState.SKIPPED,
-                a=Attempt(outcome=ItemState.SKIPPED.value, message="skipped by user"),
-            )
-            return None
-        await self.pacer.before_launch(tokens_guess, self.ctl.stop_event)
-        if self.ctl.stopped:
-            await self.store.unclaim(row.seq, "stopped before launch")
-            return None
-        t0 = time.monotonic()
-        try:
-            result = await self.backend.launch(spec)
-        except Failure as f:
-            if f.kind is not Kind.BATCH:  # a per-day 429's hour-long delay must not hold the pool
-                await self.pacer.on_failure(f)
-            if f.cause is Cause.NETWORK:
-                self._unreachable += 1
-                if self._unreachable >= max(5, self.cfg.concurrency):
-                    # nothing gets through at all: a batch-level problem, not N item failures
-                    f = replace(f, kind=Kind.BATCH, message=f"cannot reach the API ({f.message})")
-            raise f from None
-        self._unreachable = 0
-        self.pacer.on_success(time.monotonic() - t0, result.usage.input_tokens, tokens_guess)
-        self._probe("after_launch")
-        if not _terminal(result):
-            await self.store.mark_running(row.seq, result.run_id, spec.target)
-            self._probe("after_commit")
-        return result
-
-    def _wait(self, rs: RetryCallState) -> float:
-        exc = rs.outcome.exception() if rs.outcome else None
-        failure = exc if isinstance(exc, Failure) else None
-        return self.cfg.backoff.delay(rs.attempt_number, failure)
-
-    async def _before_retry(self, row: Row, rs: RetryCallState) -> None:
-        exc = rs.outcome.exception() if rs.outcome else None
-        assert isinstance(exc, Failure)
-        delay = rs.next_action.sleep if rs.next_action else 0.0
-        updated = await self.store.record_attempt(
-            row.seq,
-            Attempt(outcome="retry", http_code=exc.code, delay=delay, message=exc.short()),
-            error_class=exc.error_class,
-            relaunch=exc.in_doubt,
-        )
-        log.info(
-            "%s: attempt %d %s → retry in %.1fs",
-            visible(row.key),
-            updated.attempts,
-            visible(exc.short()),
-            delay,
-        )
-
-    async def _retry_sleep(self, seconds: float) -> None:
-        await self.ctl.nap(seconds)
-
-    # ------------------------------------------------------------------- poll
-
-    async def _poll(
-        self, row: Row, spec: LaunchSpec, run_id: str, launched_at: float | None = None
-    ) -> PollEnd:
-        # a resumed run has been going a while: look at it at once
-        delay = self.schedule.first_delay() if launched_at is not None else 0.0
-        interval = self.cfg.poll_initial
-        errors = 0
-        first = True
-        while True:
-            if self.ctl.stopped:
-                return "stopped"
-            if row.seq in self.ctl.cancel_flags:
-                await self._cancel(row, run_id)
-                return "skipped"
-            await self.ctl.nap(delay)
-            if self.ctl.stopped:
-                return "stopped"
-            if row.seq in self.ctl.cancel_flags:
-                continue
-            try:
-                await self.pacer.before_poll(self.ctl.stop_event)
-                sent = time.monotonic()
-                result = await self.backend.poll(run_id)
-            except Failure as f:
-                if f.kind is not Kind.BATCH:
-                    await self.pacer.on_failure(f)
-                if f.lost:
-                    await self.store.forget_run(
-                        row.seq, f"run {run_id} unknown to the service (404): launching again"
-                    )
-                    log.warning(
-                        "%s: run %s lost by the service; relaunching",
-                        visible(row.key),
-                        visible(run_id),
-                    )
-                    return "relaunch"
-                if f.kind is Kind.BATCH:
-                    await self.ctl.pause_batch(f)
-                    return "paused"
-                errors += 1
-                delay = self.cfg.backoff.delay(errors, f)
-                await self.store.note(
-                    f"poll of {run_id} failed ({f.short()}); still polling",
-                    row.seq,
-                    EventKind.POLL_ERROR,
-                )
-                continue
-            errors = 0
-            terminal = _terminal(result)
-            if launched_at is not None:
-                self.schedule.learn(sent - launched_at, terminal, first)
-            first = False
-            if terminal:
-                await self._commit(row, spec, result)
-                self._probe("after_commit")
-                return "done"
-            delay, interval = interval, self.schedule.next_interval(interval)
-
-    async def _cancel(self, row: Row, run_id: str) -> None:
-        message = "skipped by user (run cancelled on the service)"
-        try:
-            await self.backend.cancel(run_id)
-        except Failure as f:
-            message = f"skipped by user; cancel failed: {f.short()}"
-        await self.store.finish(
-            row.seq,
-            ItemState.SKIPPED,
-            a=Attempt(outcome=RunStatus.CANCELLED.value, message=message),
-        )
-        log.info("%s: %s", visible(row.key), visible(message))
-
-    # ----------------------------------------------------------------- commit
-
-    async def _commit(
-        self, row: Row, spec: LaunchSpec, r: RunResult, *, direct: bool = False
-    ) -> None:
-        cost = self.prices.cost_of(spec.target, r.usage)
-        a = Attempt(
-            outcome=r.status,
-            tokens_in=r.usage.input_tokens,
-            tokens_out=r.usage.output_tokens,
-            tokens_thought=r.usage.thought_tokens,
-            cost_usd=cost or 0.0,
-        )
-        state, message = _settled(r)
-        if state is not ItemState.DONE:
-            a.wasted, a.message = True, message
-        await self.store.finish(
-            row.seq,
-            state,
-            run_id=r.run_id,
-            output=r.output,
-            a=a,
-            count_attempt=direct,
-            error_class=None if state is ItemState.DONE else ErrorClass.RUN,
-            price_known=cost is not None,
-        )
-        if message:
-            log.info("%s: %s", visible(row.key), visible(message))
-        self._spent += a.cost_usd
-        if self.cfg.budget_usd is not None and self._spent >= self.cfg.budget_usd:
-            await self.ctl.set_pause(
-                f"budget reached: ${self._spent:.4f} of ${self.cfg.budget_usd:.2f}", PauseKind.BATCH
-            )
