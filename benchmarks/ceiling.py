@@ -63,7 +63,7 @@ def run_one(url: str, kind: str, workers: int, n: int, concurrency: int, tag: st
         keys = [f"{tag}-{i:05d}" for i in range(n)]
         items.write_text("".join(json.dumps({"key": k, "payload": f"ceiling {k}"}) + "\n" for k in keys))
         cmds = [[sys.executable, "-m", "tuibatch", str(items), "--headless", "--quiet", "--agent", "sim-agent",
-                 "--concurrency", str(concurrency), "--poll-interval", "0", "--progress-every", "3600",
+                 "--concurrency", str(concurrency), "--poll-interval", "0.001", "--progress-every", "3600",
                  "--db", str(d / "items.tuibatch.db")]] * workers
     t0 = time.perf_counter()
     procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in cmds]

@@ -6,6 +6,12 @@ rendered) while a headless worker in another process finishes items against the 
 (itself a third process, so neither pollutes the UI's RSS or CPU).
 
     .venv/bin/python benchmarks/ui_100k.py [--items 100000] [--presses 60]
+
+``--idle-watch N`` measures instead what an idle ``watch`` costs: the app in watch mode on an
+N-item checkpoint that no worker changes, the UI process's CPU seconds over ``--idle-seconds``
+(20 s) once the first frame is up. An idle screen should cost what changed, not what exists.
+
+    .venv/bin/python benchmarks/ui_100k.py --idle-watch 200000
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tuibatch.cli import run_options
 from tuibatch.items import load_items
 from tuibatch.store import Store
 from tuibatch.ui.app import BatchApp
@@ -114,6 +121,23 @@ async def measure(db: Path, worker: WorkerProcess, presses: int) -> dict[str, An
     return out
 
 
+async def idle_watch(db: Path, seconds: float) -> dict[str, Any]:
+    """CPU seconds the watch screen burns while nothing in the checkpoint changes."""
+    app = BatchApp(db, poll_interval=0.25)
+    out: dict[str, Any] = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.loaded.wait(), 120)
+        await pilot.pause(1.0)  # let the first paint settle
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        out["idle_cpu_s"] = cpu
+        out["idle_wall_s"] = wall
+        out["idle_core_pct"] = cpu / wall * 100
+        out["rss_peak_mb"] = vm_hwm_mb()
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--items", type=int, default=100_000)
@@ -123,7 +147,17 @@ def main() -> None:
     p.add_argument("--target", choices=("agent", "model"), default="agent",
                    help="agent: interactions create+get (20-32 ms CPU per create, keeps a core busy);"
                         " model: generate_content (cheap)")
+    p.add_argument("--idle-watch", type=int, metavar="N", help="measure an idle watch on N items")
+    p.add_argument("--idle-seconds", type=float, default=20.0)
     a = p.parse_args()
+    if a.idle_watch:
+        with tempfile.TemporaryDirectory() as d:
+            _items, db, build_s = asyncio.run(build(Path(d), a.idle_watch, a.idle_watch // 20))
+            print(f"checkpoint: {a.idle_watch} items built in {build_s:.1f} s")
+            res = asyncio.run(idle_watch(db, a.idle_seconds))
+        for k, v in res.items():
+            print(f"{k:>24}: {v:.2f}")
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         items, db, build_s = asyncio.run(build(tmp, a.items, a.pending))
@@ -133,8 +167,9 @@ def main() -> None:
         env = dict(os.environ, GOOGLE_GEMINI_BASE_URL=url, GEMINI_API_KEY="dummy")
         env.pop("GOOGLE_API_KEY", None)
         target = ["--agent", "sim-agent"] if a.target == "agent" else ["--model", "sim-model"]
-        worker = WorkerProcess([str(items), *target, "--concurrency", a.concurrency,
-                                "--poll-interval", "0.05"], db, env=env)
+        argv = [str(items), f"--db={db}", *target, "--concurrency", a.concurrency,
+                "--poll-interval", "0.05"]
+        worker = WorkerProcess(run_options(argv), env=env)
         worker.start()
         try:
             res = asyncio.run(measure(db, worker, a.presses))

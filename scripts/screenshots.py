@@ -1,4 +1,5 @@
-"""Screenshots of the real app on demo data: main.svg, detail-failed.svg, help.svg.
+"""Screenshots of the real app on demo data: main.svg (with the pace curves), detail-failed.svg,
+help.svg and waste.svg (the cost meter's detail).
 
 The demo's own batch (200 article records, the demo fault plan: 503 burst, 429 storm, permanent 400s,
 a failed run, a slow item) runs in a real headless worker against the simulator, and the real
@@ -16,6 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from tuibatch.cli import run_options
 from tuibatch.demo import DEMO_AGENT, INSTRUCTION, write_demo
 from tuibatch.sim import SimulatorThread, demo_fault_plan
 from tuibatch.states import ItemState
@@ -23,6 +25,7 @@ from tuibatch.ui.app import BatchApp
 from tuibatch.ui.detail import DetailScreen
 from tuibatch.ui.header import pause_text
 from tuibatch.ui.help import HelpScreen
+from tuibatch.ui.waste import WasteScreen
 from tuibatch.ui.worker import WorkerProcess
 
 API_KEY = "AIzaDEMO-never-on-screen-0123456789"
@@ -37,22 +40,24 @@ async def shoot(out: Path, work: Path) -> None:
         env = dict(os.environ, GOOGLE_GEMINI_BASE_URL=sim.url, GEMINI_API_KEY=API_KEY)
         env.pop("GOOGLE_API_KEY", None)
         worker = WorkerProcess(
-            [
-                str(items),
-                "--agent",
-                DEMO_AGENT,
-                "--instruction",
-                INSTRUCTION,
-                "--concurrency",
-                "8",
-                "--budget",
-                "0.80",
-                "--poll-interval",
-                "0.3",
-                "--retry-initial",
-                "0.5",
-            ],
-            db,
+            run_options(
+                [
+                    str(items),
+                    f"--db={db}",
+                    "--agent",
+                    DEMO_AGENT,
+                    "--instruction",
+                    INSTRUCTION,
+                    "--concurrency",
+                    "8",
+                    "--budget",
+                    "0.80",
+                    "--poll-interval",
+                    "0.3",
+                    "--retry-initial",
+                    "0.5",
+                ]
+            ),
             env=env,
         )
         worker.start()
@@ -62,9 +67,15 @@ async def shoot(out: Path, work: Path) -> None:
                 await asyncio.wait_for(app.loaded.wait(), 30)
                 while app.snap.totals.counts.get(ItemState.DONE, 0) < 52:
                     await pilot.pause(0.2)
-                await pilot.press("f")  # follow the running items
+                await pilot.press("f", "t")  # follow the running items; show the pace
+                while sum(app.pace.launches) == 0:
+                    await pilot.pause(0.1)
                 for _ in range(40):  # catch the 429 storm's back-off in the header
                     if "backing off" in pause_text(app.snap.control, app.now()):
+                        break
+                    await pilot.pause(0.2)
+                for _ in range(60):  # and the 429s in the pace curve (read every few seconds)
+                    if sum(app.pace.limited):
                         break
                     await pilot.pause(0.2)
                 await pilot.pause(0.3)
@@ -87,6 +98,14 @@ async def shoot(out: Path, work: Path) -> None:
                 await pilot.wait_for_scheduled_animations()
                 await pilot.pause()
                 save(app, out / "help.svg")
+                await pilot.press("escape", "w")
+                while not (
+                    isinstance(app.screen, WasteScreen) and app.screen.query("#waste-summary")
+                ):
+                    await pilot.pause(0.05)
+                await pilot.wait_for_scheduled_animations()
+                await pilot.pause()
+                save(app, out / "waste.svg")
                 await pilot.press("escape")
         finally:
             worker.terminate()

@@ -15,8 +15,16 @@ import pytest
 
 from tuibatch.sim import SimulatorThread
 
-SECRET_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GEMINI_BASE_URL",
-              "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_API_VERSION", "TUIBATCH_SDK_SPEEDUP")
+SECRET_ENV = (
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    "GOOGLE_GENAI_API_VERSION",
+    "TUIBATCH_SDK_SPEEDUP",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -26,18 +34,38 @@ def _no_real_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A test that runs ``cli.main`` in-process configures tuibatch's loggers (own handlers, no
+    propagation); put them back so a later test's ``caplog`` still sees their records."""
+    import logging
+
+    names = ("tuibatch", "tuibatch.notice", "tuibatch.out")
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, names)]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
 @pytest.fixture
 def sim() -> Iterator[SimulatorThread]:
     with SimulatorThread(run_seconds=0.05) as s:
         yield s
 
 
-def write_items(path: Path, n: int, *, prefix: str = "item", extra: dict[int, dict[str, Any]] | None = None) -> list[str]:
+def write_items(
+    path: Path, n: int, *, prefix: str = "item", extra: dict[int, dict[str, Any]] | None = None
+) -> list[str]:
     keys = []
     with open(path, "w", encoding="utf-8") as f:
         for i in range(n):
             key = f"{prefix}-{i:04d}"
-            obj: dict[str, Any] = {"key": key, "payload": {"title": f"Paper {i}", "year": 2000 + i % 25}}
+            obj: dict[str, Any] = {
+                "key": key,
+                "payload": {"title": f"Paper {i}", "year": 2000 + i % 25},
+            }
             obj.update((extra or {}).get(i, {}))
             f.write(json.dumps(obj) + "\n")
             keys.append(key)
@@ -62,22 +90,51 @@ def cli_env(sim_url: str | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-FAST = ["--poll-interval", "0.05", "--poll-max", "0.2", "--retry-initial", "0.05", "--retry-max", "0.2",
-        "--progress-every", "60"]
+FAST = [
+    "--poll-interval",
+    "0.05",
+    "--poll-max",
+    "0.2",
+    "--retry-initial",
+    "0.05",
+    "--retry-max",
+    "0.2",
+    "--progress-every",
+    "60",
+]
 
 
-def run_cli(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tuibatch", *args], env=env or cli_env(), cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+def run_cli(
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tuibatch", *args],
+        env=env or cli_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 _started: list[subprocess.Popen[str]] = []
 
 
-def start_cli(args: list[str], *, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tuibatch", *args], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_cli(
+    args: list[str], *, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuibatch", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _started.append(proc)
     return proc
 

@@ -41,7 +41,7 @@ def test_an_abbreviated_flag_is_refused_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["items.jsonl", "--mode", "batch"], ["--mode batch"]),  # once silently --model batch
+        (["items.jsonl", "--mod", "batch"], ["--mod"]),  # once silently --model batch
         (["items.jsonl", "--concur", "2"], ["--concur"]),
         (["items.jsonl", "--no-such-flag"], ["--no-such-flag", "tuibatch --help"]),
         (["status", "--db", "x.db", "--bogus"], ["--bogus", "tuibatch status --help"]),
@@ -64,7 +64,7 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
     assert _main([command, "--help"]) == ExitCode.OK
     out = capsys.readouterr().out
     assert out.startswith("usage: tuibatch")
-    if command not in ("sim", "demo"):
+    if command not in ("sim", "demo", "doctor"):  # doctor checks a key, not a checkpoint
         assert "--db" in out
 
 
@@ -92,6 +92,12 @@ def test_bad_values_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         (["x.jsonl", "--log-level", "loud"], "--log-level"),
         (["x.jsonl", "--quiet", "--log-level", "debug"], "--quiet"),
         (["status"], "--db"),
+        (["x.jsonl", "--temperature", "warm"], "--temperature"),
+        (["x.jsonl", "--max-output-tokens", "0"], "--max-output-tokens"),
+        (["x.jsonl", "--invalid-output-retries", "-1"], "--invalid-output-retries"),
+        (["x.jsonl", "--seed", "1.5"], "--seed"),
+        (["export", "--db", "x.db", "--format", "xlsx"], "--format"),
+        (["export", "--db", "x.db", "--only", "finished"], "--only"),
     ]:
         assert _main(argv) == ExitCode.USAGE, argv
         _one_line(capsys.readouterr().err, word)
@@ -144,12 +150,47 @@ def test_run_options_from_flags() -> None:
             max_concurrency=5,
             log_level="progress",
         ),
+        RunOptions(
+            items=Path("a.jsonl"),
+            db=Path("a.db"),
+            model="m",
+            config=Path("-cfg dir/c.json"),
+            schema=Path("s.json"),
+            temperature=0.25,
+            top_p=0.9,
+            top_k=40.0,
+            max_output_tokens=512,
+            seed=-3,
+            stop=("END", "-x", "a=b", " "),
+            thinking_budget=0,
+            thinking_level="low",
+            safety=("HARASSMENT=BLOCK_NONE", "hate_speech=off"),
+            invalid_output_retries=0,
+            accept_truncated=True,
+        ),
+        RunOptions(items=Path("a.jsonl"), db=Path("a.db"), invalid_output_retries=3),
     ],
 )
 def test_options_round_trip_through_argv(options: RunOptions) -> None:
     assert run_options(options.to_argv()) == options
     headless = parse(options.to_argv(headless=True))
     assert headless.headless and RunOptions.from_args(headless) == options
+
+
+def test_request_flags_are_read_into_the_options() -> None:
+    o = run_options(
+        ["b.jsonl", "--config", "c.json", "--stop", "A", "--stop=-B", "--safety", "X=Y"]
+        + ["--temperature", "0.5", "--top-k", "3", "--accept-truncated"]
+    )
+    assert (o.config, o.stop, o.safety, o.temperature, o.top_k) == (
+        Path("c.json"),
+        ("A", "-B"),
+        ("X=Y",),
+        0.5,
+        3.0,
+    )
+    assert o.accept_truncated and o.invalid_output_retries == 1  # the default: one more try
+    assert run_options(["b.jsonl"]).stop == () and not run_options(["b.jsonl"]).accept_truncated
 
 
 def test_the_worker_gets_the_same_options_headless_and_quiet_unless_told() -> None:

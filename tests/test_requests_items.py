@@ -10,13 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_items import REFUSED
 
 from tuibatch import items as first_release
 from tuibatch.engine import DEFAULT_MODEL
 from tuibatch.genconfig import config_from_flags
 from tuibatch.items import InputError, Item, legacy_payload_hash
-from tuibatch.itemsfile import batch_defaults, batch_digest, iter_specs, load_items, parse_lines
+from tuibatch.itemsfile import (
+    batch_defaults,
+    batch_digest,
+    iter_specs,
+    load_items,
+    parse_lines,
+    top_level_value,
+)
 from tuibatch.options import RunOptions
 from tuibatch.request_spec import SpecDefaults
 
@@ -280,3 +289,51 @@ def test_the_digest_covers_the_file_and_the_batch_side() -> None:
         )
         is None
     )
+
+
+def test_a_request_is_kept_exactly_as_written() -> None:
+    written = (
+        '{ "contents" : [ {"parts": [{"text": "caf\\u00e9"}]} ],"generationConfig":{"topK":3}}'
+    )
+    lines = [
+        '{"key": "a", "request": ' + written + "}",
+        # the format's name first appears inside the key: the value is still found
+        '{"key": "a \\"request\\": {}", "request":' + written + ', "model": "m"}',
+        '{"request"  :\t' + written + ', "key": "c"}',
+    ]
+    items = parse_lines(F, "\n".join(lines).encode(), SpecDefaults(model="m"))
+    assert [it.payload_json for it in items] == [written] * 3
+    (agent,) = parse_lines(
+        F, b'{"key": "i", "input": [ {"type": "text", "text": "x"} ]}', SpecDefaults(agent="a")
+    )
+    assert agent.payload_json == '[ {"type": "text", "text": "x"} ]'
+    (plain,) = parse_lines(F, b'{"key": "p", "payload": "caf\\u00e9 \\"q\\""}')
+    assert plain.payload_json == json.dumps('café "q"', ensure_ascii=False)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=6),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ),
+        max_size=5,
+    ),
+    st.sampled_from([(", ", ": "), (",", ":"), (" ,\t", " :\n ")]),
+)
+def test_a_fields_text_is_cut_from_the_line_exactly(
+    obj: dict[str, Any], separators: tuple[str, str]
+) -> None:
+    text = "  " + json.dumps(obj, separators=separators, ensure_ascii=False) + " "
+    for name, value in obj.items():
+        found = top_level_value(text, name)
+        assert found is not None and json.loads(found) == value
+        assert found == found.strip() and found in text
+    assert top_level_value(text, "\x00absent") is None
+    # a repeated field: the last one, as json.loads keeps it
+    assert top_level_value('{"a": 1, "a": [2]}', "a") == "[2]"

@@ -126,10 +126,12 @@ class _Recorder:
 #: Fault kinds of the Interactions and generateContent routes (hang only delays). Batch and
 #: file kinds are left out: client.batches / client.files (like client.models) never reach
 #: google/genai/_gaos, the only code the speed-up touches; generateContent stays in as a control.
+#: invalid_json / schema_mismatch change only the answer's text (JSON mode), never its shape.
 SCENARIO_KINDS = {
     kind
     for kind, route in FAULT_KINDS.items()
-    if route in ("create", "get", "cancel", "generate") and kind != "hang"
+    if route in ("create", "get", "cancel", "generate")
+    and kind not in ("hang", "invalid_json", "schema_mismatch")
 }
 BG: dict[str, Any] = {"agent": AGENT, "background": True}
 QUOTA_429 = {"fault": "http", "any": True, "code": 429, "quota_id": "PerMinute",

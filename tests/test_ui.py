@@ -27,6 +27,7 @@ from textual.widgets import Markdown, Static
 from tuibatch.cli import run_options
 from tuibatch.items import load_items
 from tuibatch.options import RunOptions
+from tuibatch.runner import prepare_store
 from tuibatch.sim import SimulatorThread
 from tuibatch.states import IN_FLIGHT, ErrorClass, ItemState, PauseKind
 from tuibatch.store import Attempt, Store
@@ -44,8 +45,8 @@ async def make_checkpoint(tmp: Path, n: int) -> tuple[Path, Path]:
     items = tmp / "items.jsonl"
     write_items(items, n, prefix="article")
     db = tmp / "items.tuibatch.db"
-    store = await Store.open(db, create=True)
-    await store.sync_items(load_items(items))
+    # created as the worker will see it (the same target), so it resumes instead of refusing
+    store, _n = await prepare_store(run_options([str(items), f"--db={db}", "--agent", "sim-agent"]))
     await store.close()
     return items, db
 
@@ -475,6 +476,9 @@ async def evil_checkpoint(tmp: Path) -> tuple[Path, str]:
 
 async def test_escape_sequences_never_reach_the_screen(tmp_path: Path) -> None:
     db, key = await evil_checkpoint(tmp_path)
+    # a live worker (this process, registered) holds the back-off: the header shows it
+    holder = await Store.open(db)
+    await holder.beat("worker")
     app = BatchApp(db, poll_interval=0.1)
     async with app.run_test(size=SIZE) as pilot:
         await asyncio.wait_for(app.loaded.wait(), 10)
@@ -534,6 +538,7 @@ async def test_escape_sequences_never_reach_the_screen(tmp_path: Path) -> None:
         for note in app._notifications:
             assert not raw_control(note.message) and "\\nforged" in note.message
         assert not raw_control(app.export_screenshot())
+    await holder.close()
     # stored data stays exact
     store = await Store.open(db)
     try:
@@ -650,12 +655,14 @@ async def test_detail_renders_a_big_payload_a_page_at_a_time(tmp_path: Path) -> 
         assert shown("input") == payload[:PAGE]
         assert "more characters" in shown("input-note") and "] next" in shown("input-note")
         assert screen.check_action("page", (1,))
-        await pilot.press("right_square_bracket")
+        await pilot.press("right_square_bracket")  # the page is read from the store
+        await until(pilot, lambda: screen.input_pages.page == 1, what="page 2")
         assert shown("input") == payload[PAGE : 2 * PAGE]
         assert shown("input-note").startswith(
             f"characters {PAGE:,}–{2 * PAGE:,} of {len(payload):,}"
         )
         await pilot.press("left_square_bracket", "left_square_bracket")
+        await until(pilot, lambda: screen.input_pages.page == 0, what="page 1")
         assert shown("input") == payload[:PAGE]
         # what is on screen is one page of widgets, not the whole text
         assert sum(len(static_text(w)) for w in screen.query(Static)) < 4 * PAGE

@@ -136,8 +136,24 @@ async def pin_times(store: Store) -> None:
             "UPDATE items SET finished_at=started_at+3.5+(seq%5)*1.1 WHERE finished_at IS NOT NULL"
         )
         con.execute("UPDATE events SET t=?+id*0.4", (BASE,))
+        # one live worker on another host (its beat is fresh whatever the clock says), holding
+        # the in-flight items: the header's worker line does not depend on this test's pid
+        con.execute(
+            "UPDATE items SET owner=?, lease_until=? WHERE state IN ('claimed','running')",
+            (WORKER, FAR),
+        )
+        con.execute(
+            "INSERT INTO workers(owner, host, pid, role, started, beat, detail)"
+            " VALUES (?, 'build-host', 4242, 'worker', ?, ?, '{\"every\": 30}')",
+            (WORKER, BASE, FAR),
+        )
 
     await store.transaction(pin)
+
+
+#: the pinned worker: another host, pid 4242, beating "in the future" so it stays alive
+WORKER = "build-host:4242:1"
+FAR = 4_000_000_000.0
 
 
 @pytest.fixture
@@ -204,6 +220,27 @@ def test_detail_failed(snap_compare: Any, fixed_db: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(fixed_db), terminal_size=(100, 30), run_before=open_failed)
+
+
+def test_main_no_worker(snap_compare: Any, fixed_db: Path) -> None:
+    """The worker stopped beating and its leases ran out: the header says nobody is working."""
+
+    def gone(con: sqlite3.Connection) -> None:
+        con.execute("UPDATE workers SET beat=?", (BASE,))
+        con.execute("UPDATE items SET lease_until=? WHERE lease_until IS NOT NULL", (BASE,))
+        con.execute(
+            "INSERT OR REPLACE INTO meta(k, v) VALUES ('items_file', '/data/articles.jsonl')"
+        )
+
+    async def edit() -> None:
+        store = await Store.open(fixed_db)
+        try:
+            await store.transaction(gone)
+        finally:
+            await store.close()
+
+    asyncio.run(edit())
+    assert snap_compare(make_app(fixed_db), terminal_size=(100, 30), run_before=_loaded)
 
 
 def test_help(snap_compare: Any, fixed_db: Path) -> None:

@@ -37,6 +37,7 @@ COMMANDS = (
     "demo",
     "watch",
     "doctor",
+    "cancel-job",
 )
 
 
@@ -153,6 +154,9 @@ def build_parser(command: str | None = None) -> tuple[_Parser, dict[str, _Parser
         "--run-seconds", type=float, default=1.0, help="how long each simulated agent run takes"
     )
     add("watch", "Attach the screen to a batch a headless worker runs.")
+    p = add("cancel-job", "Cancel one Gemini Batch API job as a whole (its items end skipped).")
+    p.add_argument("job", type=int, metavar="N", help="the job's number (the jobs view, J)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p = add(
         "doctor",
         "Check a real API key with the smallest possible calls (says what it costs before spending).",
@@ -228,6 +232,21 @@ def _doctor(ns: argparse.Namespace) -> int:
     )
 
 
+def _cancel_job(ns: argparse.Namespace) -> int:
+    """A job can only be cancelled whole: every item still in it ends skipped. Confirmed first."""
+    if not ns.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("cancel-job cancels every item still in the job: add --yes to confirm")
+        answer = input(f"cancel job {ns.job} and skip every item still in it? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            logs.out.info("nothing cancelled")
+            return ExitCode.OK
+    from .batchmode.commands import cancel_job
+
+    logs.out.info("%s", asyncio.run(cancel_job(ns.db, ns.job)))
+    return ExitCode.OK
+
+
 def dispatch(ns: argparse.Namespace, *, probe: Callable[[str], None] | None = None) -> int:
     """Run the parsed command; its exit status."""
     if ns.command == RUN:
@@ -250,6 +269,8 @@ def dispatch(ns: argparse.Namespace, *, probe: Callable[[str], None] | None = No
         return run_watch(ns.db)
     if ns.command == "doctor":
         return _doctor(ns)
+    if ns.command == "cancel-job":
+        return _cancel_job(ns)
     from . import commands
 
     if ns.command == "status":

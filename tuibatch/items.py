@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,35 +27,102 @@ class InputError(Exception):
     """Bad input: the message is the single line the user sees."""
 
 
-@dataclass(frozen=True, slots=True)
+_FIELDS = (
+    "seq",
+    "key",
+    "input_text",
+    "payload_hash",
+    "line",
+    "agent",
+    "model",
+    "instruction",
+    "payload_json",
+    "legacy_hash",
+    "request_pieces",
+)
+
+
 class Item:
-    """One line of the items file, as the checkpoint stores it.
+    """One line of the items file, as the checkpoint stores it (nothing changes it once built).
 
     ``payload_hash`` covers everything that changes what is sent (a finished key whose hash
     changed is refused). ``legacy_hash`` is set when the request is one the first release could
     send (a payload line without config or schema): a checkpoint that release wrote holds this
     hash for an unchanged key. ``request_json`` is the canonical request (see
     :mod:`tuibatch.request_sdk`); None for an item read the first release's way, whose target
-    and instruction are decided at launch.
+    and instruction are decided at launch. ``payload_json`` is the line's payload (or
+    ``request`` / ``input``) as JSON text, as the user wrote it; given a *source* (a function
+    that makes it), it is made on first use: only new keys are ever stored, so a file of 100k
+    lines with one new key makes it once.
     """
 
+    __slots__ = (*_FIELDS[:8], "_payload_json", "_source", "legacy_hash", "request_pieces")
     seq: int
     key: str
     input_text: str
     payload_hash: str
     line: int
-    agent: str | None = None
-    model: str | None = None
-    instruction: str | None = None
-    #: the line's payload (or ``request`` / ``input``) as JSON text, as the user wrote it
-    payload_json: str = ""
-    legacy_hash: str | None = None
-    #: ``request_json`` in pieces (lines share their config pieces, which saves memory)
-    request_pieces: tuple[str, ...] = ()
+    agent: str | None
+    model: str | None
+    instruction: str | None
+    legacy_hash: str | None
+    request_pieces: tuple[str, ...]
+    _payload_json: str | None
+    _source: Callable[[], str] | None
+
+    def __init__(
+        self,
+        seq: int,
+        key: str,
+        input_text: str,
+        payload_hash: str,
+        line: int,
+        agent: str | None = None,
+        model: str | None = None,
+        instruction: str | None = None,
+        payload_json: str = "",
+        legacy_hash: str | None = None,
+        request_pieces: tuple[str, ...] = (),
+        source: Callable[[], str] | None = None,
+    ) -> None:
+        self.seq = seq
+        self.key = key
+        self.input_text = input_text
+        self.payload_hash = payload_hash
+        self.line = line
+        self.agent = agent
+        self.model = model
+        self.instruction = instruction
+        self._payload_json = payload_json if source is None else None
+        self._source = source
+        self.legacy_hash = legacy_hash
+        self.request_pieces = request_pieces
+
+    @property
+    def payload_json(self) -> str:
+        text: str | None = self._payload_json
+        if text is None:
+            assert self._source is not None
+            text = self._payload_json = self._source()
+            self._source = None
+        return text
 
     @property
     def request_json(self) -> str | None:
+        """The canonical request (``request_pieces`` joined: lines share their config pieces)."""
         return "".join(self.request_pieces) if self.request_pieces else None
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Item) and self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown_fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in _FIELDS[:5])
+        return f"Item({shown_fields}, …)"
 
 
 def canonical(value: Any) -> str:
@@ -127,13 +193,19 @@ def read_file(path: Path) -> bytes:
         raise fail(path, None, f"cannot read: {exc.strerror}") from None
 
 
-def iter_objects(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, JSON object) for every non-blank line; a leading UTF-8 BOM, CRLF line
-    ends and blank lines are fine. InputError names the first line that is not a JSON object."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        raw = raw.rstrip(b"\r")
+def iter_objects(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """(line number, JSON object, the line's text) for every non-blank line; a leading UTF-8
+    BOM, CRLF line ends and blank lines are fine. InputError names the first line that is not
+    a JSON object."""
+    # line by line, without a list of every line: a 100k-line file is not held twice
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    size, lineno = len(data), 0
+    while start <= size:
+        end = data.find(b"\n", start)
+        if end < 0:
+            end = size
+        raw = data[start:end].rstrip(b"\r")
+        start, lineno = end + 1, lineno + 1
         if not raw.strip():
             continue
         try:
@@ -148,7 +220,7 @@ def iter_objects(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any]]
             raise fail(path, lineno, "malformed JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise fail(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-        yield lineno, obj
+        yield lineno, obj, text
 
 
 class KeyLines:
@@ -169,7 +241,7 @@ def parse_lines(path: Path, data: bytes) -> list[Item]:
     target decided at launch), or InputError naming the first bad line."""
     items: list[Item] = []
     keys = KeyLines(path)
-    for lineno, obj in iter_objects(path, data):
+    for lineno, obj, _text in iter_objects(path, data):
         if "payload" not in obj:
             raise fail(path, lineno, 'missing "payload"')
         key = obj.get("key")

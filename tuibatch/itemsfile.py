@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,68 @@ def _own_target(obj: dict[str, Any], fmt: str) -> tuple[str | None, str | None]:
     return agent, model
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _check_text(path: Path, line: int, field: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = json.dumps(text[exc.start])
+        raise fail(path, line, f'"{field}" contains {bad}, half a surrogate pair') from None
+
+
+class _Written:
+    """A request or an input line's value as JSON text, made on first use: cut from the line
+    exactly as written (the line's top-level object walked once), else written out again."""
+
+    __slots__ = ("path", "line", "fmt", "text")
+
+    def __init__(self, path: Path, line: int, fmt: str, text: str) -> None:
+        self.path, self.line, self.fmt, self.text = path, line, fmt, text
+
+    def __call__(self) -> str:
+        found = top_level_value(self.text, self.fmt)
+        if found is not None:
+            return found
+        written = json.dumps(json.loads(self.text)[self.fmt], ensure_ascii=False)
+        _check_text(self.path, self.line, self.fmt, written)
+        return written
+
+
+def top_level_value(text: str, name: str) -> str | None:
+    """The text of field *name* of the JSON object *text*, exactly as written (None when the
+    object has no such field; the last one when it has several, as ``json.loads`` keeps)."""
+    i = _skip(text, 0)
+    if text[i : i + 1] != "{":
+        return None
+    i = _skip(text, i + 1)
+    out = None
+    while text[i : i + 1] == '"':
+        key, i = _DECODER.raw_decode(text, i)
+        i = _skip(text, i)
+        if text[i : i + 1] != ":":
+            return None
+        i = _skip(text, i + 1)
+        _value, end = _DECODER.raw_decode(text, i)
+        if key == name:
+            out = text[i:end]
+        i = _skip(text, end)
+        if text[i : i + 1] != ",":
+            break
+        i = _skip(text, i + 1)
+    return out
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, i: int) -> int:
+    """The index of the first non-whitespace character at or after *i*."""
+    m = _WS.match(text, i)
+    return m.end() if m else i
+
+
 def iter_specs(
     path: Path, data: bytes, defaults: SpecDefaults | None = None
 ) -> Iterator[tuple[Item, RequestSpec]]:
@@ -116,40 +180,41 @@ def iter_specs(
     builder = SpecBuilder(path, defaults)
     keys = KeyLines(path)
     legacy_side = _legacy_side(defaults)
-    for seq, (lineno, obj) in enumerate(iter_objects(path, data)):
-        spec = builder.build(obj, lineno)
-        keys.add(spec.key, lineno)
+    build, add_key = builder.build, keys.add
+    for seq, (lineno, obj, text) in enumerate(iter_objects(path, data)):
+        spec = build(obj, lineno)
+        key = spec.key
+        add_key(key, lineno)
         fmt = spec.format
         value = obj[fmt]
-        payload_json = json.dumps(value, ensure_ascii=False)
-        try:
-            payload_json.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = json.dumps(payload_json[exc.start])
-            raise fail(path, lineno, f'"{fmt}" contains {bad}, half a surrogate pair') from None
         legacy = None
-        if fmt == "payload" and legacy_side and "config" not in obj and "agent_config" not in obj:
-            legacy = legacy_payload_hash(obj, canonical_payload(value))
+        source: _Written | None = None
+        if fmt == "payload":
+            payload_json = encode_basestring(value) if isinstance(value, str) else spec.input_text
+            _check_text(path, lineno, fmt, payload_json)
+            if legacy_side and "config" not in obj and "agent_config" not in obj:
+                legacy = legacy_payload_hash(obj, canonical_payload(value))
+        else:  # made when the store first needs it: only for a new key (see Item)
+            payload_json, source = "", _Written(path, lineno, fmt, text)
         agent, model = _own_target(obj, fmt)
         instruction = obj.get("instruction")
         if fmt == "input" and instruction is None:
             instruction = obj.get("system_instruction")
-        yield (
-            Item(
-                seq=seq,
-                key=spec.key,
-                input_text=spec.input_text,
-                payload_hash=spec.fingerprint,
-                line=lineno,
-                agent=agent,
-                model=model,
-                instruction=instruction if isinstance(instruction, str) else None,
-                payload_json=payload_json,
-                legacy_hash=legacy,
-                request_pieces=spec.pieces,
-            ),
-            spec,
+        item = Item(
+            seq,
+            key,
+            spec.input_text,
+            spec.fingerprint,
+            lineno,
+            agent,
+            model,
+            instruction if isinstance(instruction, str) else None,
+            payload_json,
+            legacy,
+            spec.pieces,
+            source,
         )
+        yield item, spec
 
 
 def parse_lines(path: Path, data: bytes, defaults: SpecDefaults | None = None) -> list[Item]:

@@ -77,6 +77,16 @@ class RunOptions:
     invalid_output_retries: int = 1
     #: keep a truncated answer (MAX_TOKENS, SAFETY ...) as done instead of failing the item
     accept_truncated: bool = False
+    #: seconds a run may show a status that is not progress before it fails as stuck
+    stuck_after: float = 600.0
+    #: seconds any run may be polled before it fails as stuck
+    max_run_seconds: float = 10800.0
+    # --- Gemini Batch API mode (tuibatch.batchmode)
+    #: interactive | batch (model items in Batch API jobs, agent items refused) | auto
+    mode: str = "interactive"
+    #: caps per Batch API job
+    job_items: int = 5000
+    job_bytes: int = 200_000_000
 
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> RunOptions:
@@ -94,9 +104,13 @@ class RunOptions:
             "retry_initial",
             "retry_max",
             "progress_every",
+            "stuck_after",
+            "max_run_seconds",
         ):
             if getattr(a, flag) <= 0:
                 raise UsageError(f"--{flag.replace('_', '-')} must be more than 0")
+        if a.job_items < 1 or a.job_bytes < 1:
+            raise UsageError("--job-items and --job-bytes must be at least 1")
         if a.invalid_output_retries < 0:
             raise UsageError("--invalid-output-retries must be 0 or more")
         if a.max_output_tokens is not None and a.max_output_tokens < 1:
@@ -143,6 +157,11 @@ class RunOptions:
             safety=tuple(a.safety or ()),
             invalid_output_retries=a.invalid_output_retries,
             accept_truncated=a.accept_truncated,
+            stuck_after=a.stuck_after,
+            max_run_seconds=a.max_run_seconds,
+            mode=a.mode,
+            job_items=a.job_items,
+            job_bytes=a.job_bytes,
         )
 
     def to_argv(self, *, headless: bool = False) -> list[str]:
@@ -261,6 +280,18 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "(progress lines and problems), warning, error",
     )
     g.add_argument("--quiet", action="store_true", help=f"the same as --log-level {QUIET}")
+    g = p.add_argument_group("Gemini Batch API mode (half price, results within 24 h)")
+    g.add_argument(
+        "--mode",
+        choices=("interactive", "batch", "auto"),
+        default="interactive",
+        help="interactive (default); batch: model items go through Batch API jobs, agent "
+        "items are refused; auto: model items in jobs, agent items interactively",
+    )
+    g.add_argument("--job-items", type=int, default=5000, metavar="N", help="items per job")
+    g.add_argument(
+        "--job-bytes", type=int, default=200_000_000, metavar="BYTES", help="request bytes per job"
+    )
     _add_request_arguments(p)
 
 
@@ -308,4 +339,20 @@ def _add_request_arguments(p: argparse.ArgumentParser) -> None:
         "--accept-truncated",
         action="store_true",
         help="keep an answer cut short (MAX_TOKENS, SAFETY …) as done instead of failing it",
+    )
+    g.add_argument(
+        "--stuck-after",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="fail a run that shows a status that is not progress (idle, queued, an unknown "
+        "word …) this long (default 600)",
+    )
+    g.add_argument(
+        "--max-run-seconds",
+        type=float,
+        default=10800.0,
+        metavar="SECONDS",
+        help="fail any run still going after this long (default 10800: deep-research runs "
+        "take tens of minutes)",
     )

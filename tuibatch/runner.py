@@ -8,6 +8,7 @@ through :mod:`tuibatch.logs` (escaped, with the API key redacted).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -21,7 +22,8 @@ from . import logs
 from .items import InputError, read_file
 from .options import RunOptions, UsageError
 from .states import ExitCode, ItemState, PauseKind
-from .store import ChangedKeys, CheckpointError, Store, Totals
+from .store import ChangedKeys, CheckpointError, Store, Totals, fallback
+from .store.errors import StorageError
 
 if TYPE_CHECKING:
     from .engine import Engine, EngineConfig
@@ -31,10 +33,20 @@ if TYPE_CHECKING:
 Probe = Callable[[str], None]
 
 
-async def open_existing(path: Path, *, readonly: bool = False) -> Store:
+def lease_seconds() -> float:
+    """A worker's lease: 120 s, or ``TUIBATCH_LEASE_SECONDS`` (an advanced setting for tests
+    and for machines that pause workers: a shorter lease hands a stopped worker's items over
+    sooner)."""
+    try:
+        return max(1.0, float(os.environ.get("TUIBATCH_LEASE_SECONDS", "")))
+    except ValueError:
+        return 120.0
+
+
+async def open_existing(path: Path, *, readonly: bool = False, lease: float | None = None) -> Store:
     """An existing checkpoint (read-only for commands that only read); refusal is a UsageError."""
     try:
-        return await Store.open(path, readonly=readonly)
+        return await Store.open(path, readonly=readonly, lease_seconds=lease or lease_seconds())
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
 
@@ -108,11 +120,13 @@ async def prepare_store(options: RunOptions) -> tuple[Store, int]:
     store: Store | None = None
     if db_path.exists():
         store = await open_existing(db_path)
+        await fold_kept_runs(store)
         meta = await store.meta()
         if digest is not None and meta.get("items_sha256") == digest and not options.rerun_changed:
             return store, int(meta.get("items_count", "0"))
     try:
         items = parse_lines(items_path, data, defaults)
+        del data  # the items hold what they need; the file's bytes are not kept for the run
         if not items:
             raise InputError(f"{items_path}: no items (the file is empty)")
     except InputError as exc:
@@ -121,7 +135,7 @@ async def prepare_store(options: RunOptions) -> tuple[Store, int]:
         raise UsageError(str(exc)) from None
     if store is None:
         try:
-            store = await Store.open(db_path, create=True)
+            store = await Store.open(db_path, create=True, lease_seconds=lease_seconds())
         except CheckpointError as exc:
             raise UsageError(str(exc)) from None
     try:
@@ -141,6 +155,36 @@ async def prepare_store(options: RunOptions) -> tuple[Store, int]:
     if report.rerun:
         logs.notice.info("%d changed item(s) put back to pending", report.rerun)
     return store, len(items)
+
+
+async def fold_kept_runs(store: Store) -> None:
+    """Run ids kept aside by a run that could not write the checkpoint: polled, not relaunched."""
+    n = await store.fold_kept_runs()
+    if n:
+        logs.notice.info(
+            "%d run id(s) kept aside by an earlier run are back in the checkpoint: polling them", n
+        )
+
+
+def storage_line(exc: StorageError, kept: list[fallback.KeptRun], db: Path) -> str:
+    """The one line a run that cannot write its checkpoint ends with; keeps the run ids."""
+    why = str(exc)
+    problem = why[why.find("(") :] if "(" in why else f"({why})"
+    head = f"cannot write the checkpoint {problem}"
+    if not kept:
+        return f"{head}; no run id was lost; free space and run the same command to resume"
+    try:
+        where = fallback.keep(db, kept)
+    except OSError as err:
+        ids = " ".join(f"{r.key}={r.run_id}" for r in kept)
+        return (
+            f"{head}; could not write {fallback.runids_path(db)} either ({err.strerror}): "
+            f"{len(kept)} run id(s) to poll, not relaunch: {ids}"
+        )
+    return (
+        f"{head}: {len(kept)} run id(s) kept in {where}; "
+        "free space and run the same command to resume"
+    )
 
 
 # ----------------------------------------------------------------------- dry run
@@ -200,12 +244,20 @@ def engine_config(options: RunOptions) -> EngineConfig:
         budget_usd=options.budget,
         rpm=options.rpm,
         tpm=options.tpm,
+        accept_truncated=options.accept_truncated,
+        invalid_output_retries=options.invalid_output_retries,
+        stuck_after=options.stuck_after,
+        max_run_seconds=options.max_run_seconds,
     )
 
 
 def run(options: RunOptions, *, probe: Probe | None = None) -> ExitCode:
     """Run the batch headless until it is finished, paused or stopped; the exit status."""
-    return asyncio.run(run_headless(options, probe=probe))
+    try:
+        return asyncio.run(run_headless(options, probe=probe))
+    except StorageError as exc:  # at creation or start: nothing launched, nothing to keep
+        logs.notice.error("%s", storage_line(exc, [], options.db))
+        return ExitCode.STORAGE
 
 
 async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> ExitCode:
@@ -213,6 +265,10 @@ async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> Ex
     from .engine import Engine
     from .pricing import load_prices
 
+    if options.mode != "interactive":  # model items through Gemini Batch API jobs
+        from .batchmode.run import run_batch_mode
+
+        return await run_batch_mode(options, probe=probe)
     logs.configure(options.log_level or "info")
     try:
         prices = load_prices(options.prices)
@@ -249,17 +305,34 @@ async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> Ex
     async def report() -> None:
         while True:
             await asyncio.sleep(options.progress_every)
+            since = store.waiting_since
+            if since is not None:  # the store's thread waits for the lock: no totals now
+                waited = time.time() - since
+                logs.progress("waiting for the checkpoint: locked for %.0fs", waited)
+                continue
             logs.progress(line(await store.totals()))
 
     reporter = asyncio.create_task(report())
+    fallback.reserve(options.db)
     try:
         await engine.run()
     finally:
         reporter.cancel()
         await backend.close()
+    if engine.storage_error is not None:
+        with contextlib.suppress(Exception):
+            await store.close()
+        logs.notice.error("%s", storage_line(engine.storage_error, engine.kept_runs, options.db))
+        return ExitCode.STORAGE
+    fallback.unreserve(options.db)
     t = await store.totals()
+    waste, failures = await store.waste_by_cause_monitor(), await store.failures_by_cause_monitor()
     await store.close()
     logs.progress(line(t))
+    from .commands import breakdown
+
+    for summary in breakdown(waste, failures):  # where the waste went, what to fix
+        logs.notice.info("%s", summary)
     return outcome(
         t, interrupted=engine.interrupted, paused=engine.pause.active, reason=engine.pause.reason
     )

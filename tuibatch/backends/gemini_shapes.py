@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,23 @@ from ..policy import Cause, Failure, Kind, http_failure, parse_retry_after
 from .base import RunResult, Usage
 
 Scrub = Callable[[str], str]
+
+#: what a Google API key looks like: any such string is removed from service text, not only
+#: the configured key (a message may quote another key, e.g. a proxy's)
+KEY_SHAPED = re.compile(r"AIza[0-9A-Za-z_-]{35}")
+
+
+def scrub_keys(text: str, scrub: Scrub) -> str:
+    """*text* without the configured key (*scrub*) and without any key-shaped string.
+
+    Always applied to the whole text, before any cut: a key straddling a length limit would
+    otherwise leave a fragment behind."""
+    return KEY_SHAPED.sub("***", scrub(text))
+
+
+def _thorough(scrub: Scrub) -> Scrub:
+    return lambda text: scrub_keys(text, scrub)
+
 
 #: google.genai.types.FinishReason, value → what it means for the answer ("" = a normal stop)
 FINISH_REASONS: dict[str, str] = {
@@ -95,6 +113,7 @@ def interaction_usage(u: Any) -> Usage:
 
 
 def interaction_result(it: Any, scrub: Scrub) -> RunResult:
+    scrub = _thorough(scrub)
     status = getattr(it, "status", None)
     status = str(status) if status else "unknown"
     output = getattr(it, "output_text", None)
@@ -260,6 +279,7 @@ def failure_of(exc: BaseException, *, launch: bool, scrub: Scrub, lookup: bool =
     from google.genai import _interactions_errors as ie
     from google.genai import errors as ge
 
+    scrub = _thorough(scrub)  # every message below is scrubbed whole, then cut
     code: int | None = None
     body: Any = None
     headers: Any = None
@@ -282,7 +302,7 @@ def failure_of(exc: BaseException, *, launch: bool, scrub: Scrub, lookup: bool =
         # the service answered 2xx but not in the SDK's shape: a launch may well have started a run
         return Failure(
             Kind.PERMANENT,
-            scrub(f"the response did not parse: {exc}"[:500]),
+            scrub(f"the response did not parse: {exc}")[:500],
             cause=Cause.UNEXPECTED,
             in_doubt=launch,
         )
@@ -295,7 +315,7 @@ def failure_of(exc: BaseException, *, launch: bool, scrub: Scrub, lookup: bool =
         )
     if type(exc).__module__.startswith("google.auth"):
         # no usable Google credentials (Vertex AI without ADC, an expired token): every call would fail
-        return Failure(Kind.BATCH, scrub(str(exc)[:300]), cause=Cause.AUTH)
+        return Failure(Kind.BATCH, scrub(str(exc))[:300], cause=Cause.AUTH)
     if is_network(exc):
         doubt = " — in doubt: the run may exist and bill" if launch else ""
         if _is_timeout(exc):
@@ -313,7 +333,7 @@ def failure_of(exc: BaseException, *, launch: bool, scrub: Scrub, lookup: bool =
         )
     return Failure(
         Kind.PERMANENT,
-        scrub(f"{type(exc).__name__}: {exc}"[:500]),
+        scrub(f"{type(exc).__name__}: {exc}")[:500],
         cause=Cause.UNEXPECTED,
         in_doubt=launch,
     )

@@ -84,6 +84,7 @@ class Control:
     async def heartbeat(self) -> None:
         """Forever: renew this worker's leases every quarter of the lease time."""
         while True:
+            await self.store.beat("worker")  # liveness: registers, then beats (store/monitor.py)
             await asyncio.sleep(max(1.0, self.store.lease_seconds / 4))
             await self.store.renew_leases()
 

@@ -16,17 +16,22 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from ..backends.base import Backend, LaunchSpec
+from ..backends.gemini_shapes import KEY_SHAPED
 from ..items import key_label
 from ..limiter import Pacer
 from ..pricing import Prices
 from ..safe_text import visible
 from ..states import ErrorClass, ItemState, PauseState
 from ..store import Attempt, Claim, LostLease, Row, Store
+from ..store.errors import StorageError
+from ..store.fallback import KeptRun
 from .config import DEFAULT_MODEL, EngineConfig, Probe
 from .control import Control
-from .launch import Launcher
+from .launch import Launcher, kept
 from .runs import Runs, is_terminal
 from .schedule import PollSchedule
 
@@ -68,6 +73,10 @@ class Engine(Launcher, Runs):
         self.interrupted = False
         self.schedule = PollSchedule(config, self.pacer)
         self._unreachable = 0  # launches in a row that could not connect at all
+        #: the storage failure that stopped this run (disk full, I/O error), if any
+        self.storage_error: StorageError | None = None
+        #: runs the service created whose ids the checkpoint could not take
+        self.kept_runs: list[KeptRun] = []
 
     # ----------------------------------------------------------------- public
 
@@ -88,8 +97,8 @@ class Engine(Launcher, Runs):
         await self.ctl.read()
         self.pacer.attach(self.store)
         background = [
-            asyncio.create_task(self.ctl.heartbeat()),
-            asyncio.create_task(self.ctl.watch()),
+            asyncio.create_task(self._guard(self.ctl.heartbeat())),
+            asyncio.create_task(self._guard(self.ctl.watch())),
         ]
         n = self.cfg.max_concurrency if self.cfg.adaptive else self.cfg.concurrency
         workers = [asyncio.create_task(self._worker()) for _ in range(n)]
@@ -128,7 +137,13 @@ class Engine(Launcher, Runs):
                     return
                 await self.ctl.nap(0.25)
                 continue
-            claim = await self.store.claim()
+            try:
+                claim = await self.store.claim(
+                    only_agents=self.cfg.only_agents, default_agent=self.cfg.agent is not None
+                )
+            except StorageError as exc:
+                self._storage_failed(exc)
+                return
             if claim is None:
                 pending, _ = await self.store.work_left()
                 if pending == 0 and self._busy == 0:
@@ -140,22 +155,45 @@ class Engine(Launcher, Runs):
                 await self._process(claim)
             except LostLease:
                 log.warning("%s: taken over by another worker; letting go", visible(claim.row.key))
+            except StorageError as exc:
+                self._storage_failed(exc)
+                return
             except Exception as exc:  # nothing stops the batch by crashing
                 await self._fail_unexpected(claim.row, exc)
             finally:
                 self._busy -= 1
                 self.ctl.cancel_flags.discard(claim.row.seq)
 
+    async def _guard(self, job: Coroutine[Any, Any, None]) -> None:
+        """A background job (heartbeat, control watch) that cannot write stops the run."""
+        try:
+            await job
+        except StorageError as exc:
+            self._storage_failed(exc)
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        """The checkpoint cannot be written: stop claiming at once, keep the run id in hand."""
+        if exc.kept_run is not None:
+            self.kept_runs.append(exc.kept_run)
+        if self.storage_error is None:
+            self.storage_error = exc
+            log.debug("%s; stopping", visible(str(exc)))  # the runner prints the one line
+        self.ctl.stop()
+
     async def _fail_unexpected(self, row: Row, exc: Exception) -> None:
-        msg = f"unexpected {type(exc).__name__}: {exc}"
+        msg = KEY_SHAPED.sub("***", f"unexpected {type(exc).__name__}: {exc}")
         log.warning("%s: %s", visible(row.key), visible(msg))
-        with contextlib.suppress(LostLease):
+        try:
             await self.store.finish(
                 row.seq,
                 ItemState.FAILED,
                 a=Attempt(outcome="error", message=msg[:500]),
                 error_class=ErrorClass.UNEXPECTED,
             )
+        except LostLease:
+            pass
+        except StorageError as storage:
+            self._storage_failed(storage)
 
     def spec_for(self, row: Row) -> LaunchSpec:
         agent, model = row.agent, row.model
@@ -192,9 +230,16 @@ class Engine(Launcher, Runs):
                 if result is None:
                     return
                 if is_terminal(result):
-                    await self._commit(row, spec, result, direct=True)
+                    try:
+                        end = await self._commit(row, spec, result, direct=True)
+                    except StorageError as exc:
+                        exc.kept_run = kept(row, result.run_id, spec.target)
+                        raise
                     self._probe("after_commit")
-                    return
+                    if end != "relaunch":  # an invalid answer is tried again (runs._commit)
+                        return
+                    row = await self.store.get(row.seq) or row
+                    continue
                 run_id = result.run_id
                 launched_at: float | None = time.monotonic()
             else:

@@ -10,14 +10,16 @@ import logging
 import time
 from dataclasses import replace
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ..backends.base import LaunchSpec, RunResult
 from ..policy import Cause, Failure, Kind
 from ..pricing import estimate_tokens
 from ..safe_text import visible
 from ..states import TERMINAL_RUN, ErrorClass, ItemState
-from ..store import Attempt, Row
+from ..store import Attempt, EventKind, Row
+from ..store.errors import StorageError
+from ..store.fallback import KeptRun
 from .parts import EngineState
 
 log = logging.getLogger("tuibatch.engine")
@@ -41,8 +43,17 @@ class Launcher(EngineState):
             # a coroutine function, not a lambda: tenacity awaits only what it sees is async
             await self._before_retry(row, rs)
 
+        limited = [0]  # "slow down" answers, requests that never left: not --max-attempts
+
+        def stop(rs: RetryCallState) -> bool:
+            exc = rs.outcome.exception() if rs.outcome else None
+            if isinstance(exc, Failure) and (exc.rate_limited or exc.unreachable):
+                limited[0] += 1
+                return False  # the next attempt gives the item back if the worker stopped
+            return rs.attempt_number - limited[0] >= remaining
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(remaining),
+            stop=stop,
             retry=retry_if_exception(lambda e: isinstance(e, Failure) and e.kind is Kind.TRANSIENT),
             wait=self._wait,
             before_sleep=before_sleep,
@@ -92,6 +103,9 @@ class Launcher(EngineState):
         if self.ctl.stopped:
             await self.store.unclaim(row.seq, "stopped before launch")
             return None
+        # the fence: after every sleep (backoff, pacer, a SIGSTOP), one transaction proves this
+        # worker still holds the item and extends its lease, or raises LostLease: nothing sent
+        await self.store.begin_launch(row.seq, row.fence)
         t0 = time.monotonic()
         try:
             result = await self.backend.launch(spec)
@@ -108,7 +122,11 @@ class Launcher(EngineState):
         self.pacer.on_success(time.monotonic() - t0, result.usage.input_tokens, tokens_guess)
         self._probe("after_launch")
         if result.status not in TERMINAL_RUN:
-            await self.store.mark_running(row.seq, result.run_id, spec.target)
+            try:
+                await self.store.mark_running(row.seq, result.run_id, spec.target)
+            except StorageError as exc:
+                exc.kept_run = kept(row, result.run_id, spec.target)
+                raise
             self._probe("after_commit")
         return result
 
@@ -121,6 +139,11 @@ class Launcher(EngineState):
         exc = rs.outcome.exception() if rs.outcome else None
         assert isinstance(exc, Failure)
         delay = rs.next_action.sleep if rs.next_action else 0.0
+        if exc.rate_limited or exc.unreachable:  # the item keeps its attempts
+            what = "rate limited" if exc.rate_limited else "API unreachable, nothing sent"
+            msg = f"{what} ({exc.short()}): waiting {delay:.1f}s, not counted as an attempt"
+            await self.store.note(msg, row.seq, EventKind.INFO)
+            return
         updated = await self.store.record_attempt(
             row.seq,
             Attempt(outcome="retry", http_code=exc.code, delay=delay, message=exc.short()),
@@ -137,3 +160,8 @@ class Launcher(EngineState):
 
     async def _retry_sleep(self, seconds: float) -> None:
         await self.ctl.nap(seconds)
+
+
+def kept(row: Row, run_id: str, target: str) -> KeptRun:
+    """A run the checkpoint could not take, as the fallback file keeps it."""
+    return KeptRun(row.key, row.seq, run_id, target, row.fence, time.time())

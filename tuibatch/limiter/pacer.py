@@ -1,31 +1,55 @@
-"""One pace for the whole pool: request and token quotas, 429 holds, adaptive concurrency.
+"""One pace for the whole pool: launches spread evenly, a quota learned, 429 holds, concurrency.
 
-Workers never back off on their own for a quota error: a 429 holds every launch of
-the pool (and, through the checkpoint, of every process on it) until the service's
-retry delay has passed, then lets launches back in gradually. With ``--rpm``/``--tpm``
-the quota is a sliding window kept in the checkpoint (:mod:`.shared`), shared by every
-worker process; without them the pool learns the quota from the first 429.
+* **Told** (``--rpm``): launches go on a GCRA schedule (:mod:`.gcra`) at ``margin`` of the
+  quota, one every ``60/rpm`` s with a burst of about a second, shared through the checkpoint
+  by every worker process on it (:mod:`.shared`). Spread like that, the told rate is safe
+  whether the service counts a sliding window, a fixed window or a smooth token bucket.
+* **Not told**: nothing is paced until the first 429; from then on the launch rate is learned
+  by AIMD (:mod:`.learn`) and launches go on the same schedule at the learned rate.
+* **Polls** are not charged to the schedule (launches and polls may be on different quotas)
+  until a poll itself is answered 429; from then on they take their turn on it too, and a
+  warning says so once.
+* A 429 that names a delay holds every launch of the pool (and, through the checkpoint's
+  control table, of every process on it) until the delay has passed.
+* ``adaptive`` (``--concurrency auto``): AIMD of the concurrency on latency; a 503, or a 429 the
+  pacer does not explain, halves it; a rate 429 does not (the schedule answers those).
+
+Every few seconds the rate in force is written to the control table (``pace_rate`` per
+minute, ``pace_source`` told/learned) for the UI.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..policy import Failure
+from .gcra import LocalSchedule
+from .learn import RateLearner
 from .shared import Limit, SharedPace
-from .window import BURST_SPAN, Window, burst_cap
 
 if TYPE_CHECKING:
     from ..store import Store
 
+log = logging.getLogger("tuibatch.limiter")
+
+Clock = Callable[[], float]
+
 #: after a hold ends, concurrency comes back from a quarter to full over this many seconds
 RAMP_SECONDS = 5.0
-#: a learned quota is probed upwards by this factor each minute without a 429
-PROBE_FACTOR = 1.02
-#: fewer requests than this in the last minute are too few to learn a quota from
-MIN_SAMPLE = 20
+#: the pace is written to the control table at most this often
+PUBLISH_SECONDS = 3.0
+#: what the current task last asked for: a failure that follows a poll is a poll's
+_ASKED: contextvars.ContextVar[str] = contextvars.ContextVar("tuibatch_pacer_asked", default="")
+
+#: an unpaced process looks this often whether another one on the checkpoint learned a rate
+LOOK_SECONDS = 1.0
+#: the schedule's key in the shared table (launches, and polls once they are charged)
+REQUESTS = "requests"
 
 
 class Pacer:
@@ -37,7 +61,9 @@ class Pacer:
         tpm: float | None = None,
         adaptive: bool = False,
         max_concurrency: int = 64,
-        margin: float = 0.99,
+        margin: float = 0.98,
+        clock: Clock = time.monotonic,
+        wall: Clock = time.time,
     ):
         self.adaptive = adaptive
         self.max_concurrency = max(1, max_concurrency)
@@ -46,120 +72,173 @@ class Pacer:
         self.floor = self.limit
         self.rpm = rpm * margin if rpm else None
         self.tpm = tpm * margin if tpm else None
-        self.hold_until = 0.0  # monotonic
+        self.clock = clock
+        self.wall = wall
+        self.hold_until = 0.0  # on self.clock
         self.hold_reason = ""
-        self.ramp_from = 0.0
-        self.sent = Window()  # every request we sent in the last minute, for learning the quota
-        self.learned: Window | None = None
-        self._learned_at = 0.0
+        self.ramp_from = -1e18
+        self.learner = RateLearner()
+        #: polls take turns on the schedule too (a poll was answered 429)
+        self.polls_paced = False
+        self._local = LocalSchedule()
         self._store: Store | None = None
         self._shared: SharedPace | None = None
+        self._published = -1e18
+        self._looked = -1e18
         self._latency: float | None = None
         self._base_latency: float | None = None
         self._tok_debt = 0
 
     def attach(self, store: Store) -> None:
-        """Share holds (and with --rpm/--tpm the quota) with every process on *store*."""
+        """Share the schedule, holds and the learned rate with every process on *store*."""
         self._store = store
         self._shared = SharedPace(store)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second the schedule lets go; None when nothing is paced."""
+        if self.rpm:
+            return self.rpm / 60.0
+        return self.learner.rate
+
+    @property
+    def source(self) -> str:
+        return "told" if self.rpm else "learned" if self.learner.rate is not None else ""
+
+    def quota_limited(self) -> bool:
+        """Whether polls are rationed (charged to the schedule), so every poll counts."""
+        return self.polls_paced
+
+    def holding(self) -> float:
+        return max(0.0, self.hold_until - self.clock())
 
     # ----------------------------------------------------------- concurrency
 
     async def slot_free(self, busy: int) -> bool:
         limit = self.limit
-        since = time.monotonic() - self.ramp_from
+        since = self.clock() - self.ramp_from
         if 0 <= since < RAMP_SECONDS:
             limit *= 0.25 + 0.75 * since / RAMP_SECONDS
         return busy < max(1, int(limit))
 
-    # ---------------------------------------------------------------- quotas
+    # -------------------------------------------------------------- schedule
 
-    def quota_limited(self) -> bool:
-        """Whether requests are rationed (a quota given or learned), so every poll counts."""
-        return bool(self.rpm or self.learned is not None)
+    async def before_launch(self, tokens: int, stop: asyncio.Event) -> None:
+        _ASKED.set("launch")
+        await self._wait_hold(stop)
+        if self.tpm and self._shared is not None:
+            await self._take_tokens(tokens, stop)
+        await self._take(stop)
 
-    def holding(self) -> float:
-        return max(0.0, self.hold_until - time.monotonic())
+    async def before_poll(self, stop: asyncio.Event) -> None:
+        """Polls wait their turn only once the service has refused one."""
+        _ASKED.set("poll")
+        if self.polls_paced:
+            await self._wait_hold(stop)
+            await self._take(stop)
+
+    async def _take(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            wait = await self.try_request()
+            if wait <= 0:
+                return
+            await _sleep_or_stop(min(wait, 1.0), stop)
+            await self._wait_hold(stop)
+
+    async def try_request(self) -> float:
+        """One request on the schedule now: 0 when it may go (it is counted as sent), else the
+        seconds to wait first. Never sleeps: the waiting is the caller's (tests drive a clock)."""
+        rate = self.rate
+        now = self.clock()
+        wait = 0.0
+        if rate is None and self._shared is not None and now - self._looked >= LOOK_SECONDS:
+            # unpaced here: has another process on the checkpoint learned a rate?
+            self._looked = now
+            _, in_force, changed = await self._shared.slot(REQUESTS, now, 0.0, 0.0)
+            if in_force > 0:
+                self.learner.adopt(in_force, changed)
+                rate = self.rate
+        if rate is not None:
+            if self._shared is None:
+                wait = self._local.take(now, rate)
+            else:
+                changed = 0.0 if self.rpm else self.learner.changed
+                wait, in_force, changed = await self._shared.slot(REQUESTS, now, rate, changed)
+                if not self.rpm:
+                    self.learner.adopt(in_force, changed)
+        if wait > 0:
+            if not self.rpm:
+                self.learner.on_limited(now)
+            return wait
+        self.learner.on_sent(now)
+        await self._publish()
+        return 0.0
+
+    async def _take_tokens(self, tokens: int, stop: asyncio.Event) -> None:
+        assert self._shared is not None and self.tpm
+        tok = max(0, tokens + self._tok_debt)
+        # 61 s, not 60: a request is counted when taken, the service counts it on arrival
+        limits: list[Limit] = [(61.0, 0.0, self.tpm)]
+        while not stop.is_set():
+            wait = await self._shared.take(0, tok, limits, self.wall())
+            if wait <= 0:
+                self._tok_debt = 0
+                return
+            await _sleep_or_stop(min(wait, 1.0), stop)
 
     async def _wait_hold(self, stop: asyncio.Event) -> None:
         while (left := self.holding()) > 0 and not stop.is_set():
             await _sleep_or_stop(min(left, 0.5), stop)
 
-    def _limits(self, tokens: int) -> list[Limit]:
-        # 61 s, not 60: a request is counted when taken, the service counts it when it arrives,
-        # which under CPU load can be half a second later (the SDK spends ~25 ms per create)
-        limits = [(61.0, self.rpm or 0.0, self.tpm or 0.0)]
-        if self.rpm:
-            # no more than a twelfth of the minute's requests (plus a little) in any 5 s: no bursts
-            limits.append((BURST_SPAN, burst_cap(self.rpm), 0.0))
-        return limits
-
-    async def _take(self, tokens: int, stop: asyncio.Event) -> None:
-        await self._wait_hold(stop)
-        while not stop.is_set():
-            now = time.monotonic()
-            wait = 0.0
-            if (self.rpm or self.tpm) and self._shared is not None:
-                tok = max(0, tokens + self._tok_debt)
-                wait = await self._shared.take(1, tok, self._limits(tok))
-                if wait <= 0:
-                    self._tok_debt = 0
-            elif self.learned is not None:
-                self._probe(now)
-                wait = self.learned.delay(now)
-                if wait <= 0:
-                    self.learned.take(now)
-            if wait <= 0:
-                self.sent.take(now)
-                return
-            await _sleep_or_stop(min(wait, 1.0), stop)
-            await self._wait_hold(stop)
-
-    async def before_launch(self, tokens: int, stop: asyncio.Event) -> None:
-        await self._take(tokens, stop)
-
-    async def before_poll(self, stop: asyncio.Event) -> None:
-        """Polls use the request quota too."""
-        await self._take(0, stop)
-
-    def _probe(self, now: float) -> None:
-        if self.learned is not None and now - self._learned_at >= 60.0:
-            self.learned.limit *= PROBE_FACTOR
-            self._learned_at = now
+    async def _publish(self) -> None:
+        now = self.clock()
+        if self._store is None or self.rate is None or now - self._published < PUBLISH_SECONDS:
+            return
+        self._published = now
+        await self._store.set_control(
+            {"pace_rate": f"{self.rate * 60:.1f}", "pace_source": self.source}
+        )
 
     # -------------------------------------------------------------- feedback
 
-    async def on_failure(self, f: Failure) -> None:
+    async def on_failure(self, f: Failure, *, poll: bool | None = None) -> None:
+        """A failed launch or poll (by default: whichever this task last asked a turn for)."""
+        if poll is None:
+            poll = _ASKED.get() == "poll"
+        explained = False
         if f.code == 429:
-            now = time.monotonic()
-            delay = f.retry_delay if f.retry_delay is not None else 2.0
-            if not (self.rpm or self.tpm) and "perminute" in (f.quota_id or "").lower():
-                # Learn the quota. Over a sliding minute, "retry in d s" means the quota is about
-                # what we sent in the last 60 - d s: the window frees when the older ones age out.
-                # If none of ours ages out within d, our own requests do not explain the 429 (others
-                # share the quota, or it is not a plain window): just hold. Likewise for a handful.
-                seen = float(self.sent.count(now, span=max(1.0, 60.0 - min(delay, 59.0))))
-                aging = self.sent.count(now, span=60.0) - seen
-                if (
-                    aging > 0
-                    and seen >= MIN_SAMPLE
-                    and (self.learned is None or seen < self.learned.limit)
-                ):
-                    self.learned = Window(seen).learned_from(self.sent, now)
-                self._learned_at = now
-            if now + delay > self.hold_until:
-                self.hold_until = now + delay
-                self.hold_reason = f.short()
-                self.ramp_from = self.hold_until
-                if self._store is not None:
-                    await self._store.set_control(
-                        {
-                            "hold_until_wall": f"{time.time() + delay:.3f}",
-                            "hold_reason": self.hold_reason,
-                        }
-                    )
-        if self.adaptive and f.code in (429, 503):
+            now = self.clock()
+            counted = not poll or self.polls_paced  # was the refused request on the schedule?
+            if poll and not self.polls_paced:
+                self.polls_paced = True
+                self.learner.estimate = None  # it counted launches only: grow back fast
+                log.warning("polls are rate-limited too: pacing them")
+            if not self.rpm:
+                if self.learner.on_refused(now, counted=counted) and self._shared is not None:
+                    rate, changed = self.learner.rate or 0.0, self.learner.changed
+                    await self._shared.share_rate(REQUESTS, rate, changed)
+                explained = True
+            else:
+                explained = True
+            if f.retry_delay is not None and f.retry_delay > 0:
+                await self._hold(now, f.retry_delay, f.short())
+            if explained:
+                await self._publish()
+        if self.adaptive and f.code in (429, 503) and not explained:
             self.limit = max(1.0, self.limit * 0.5)
+
+    async def _hold(self, now: float, delay: float, reason: str) -> None:
+        if now + delay <= self.hold_until:
+            return
+        self.hold_until = now + delay
+        self.hold_reason = reason
+        self.ramp_from = self.hold_until
+        if self._store is not None:
+            await self._store.set_control(
+                {"hold_until_wall": f"{self.wall() + delay:.3f}", "hold_reason": reason}
+            )
 
     def on_success(self, latency: float, tokens_used: int, tokens_guess: int) -> None:
         if self.tpm and tokens_used:
@@ -171,17 +250,17 @@ class Pacer:
             self._base_latency = latency
         if self._latency > 3 * self._base_latency + 0.05:
             self.limit = max(min(self.floor, self.limit), self.limit * 0.9)
-        elif time.monotonic() >= self.ramp_from + RAMP_SECONDS:
+        elif self.clock() >= self.ramp_from + RAMP_SECONDS:
             self.limit = min(float(self.max_concurrency), self.limit + 1.0 / max(1.0, self.limit))
 
     def absorb(self, control: dict[str, str]) -> None:
         """Honour a hold another process on this checkpoint recorded."""
         try:
-            left = float(control.get("hold_until_wall", "0")) - time.time()
+            left = float(control.get("hold_until_wall", "0")) - self.wall()
         except ValueError:
             return
         if left > self.holding() + 0.05:
-            self.hold_until = time.monotonic() + left
+            self.hold_until = self.clock() + left
             self.hold_reason = control.get("hold_reason", "")
             self.ramp_from = self.hold_until
 

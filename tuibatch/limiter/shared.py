@@ -1,17 +1,21 @@
-"""The quota every worker process on one checkpoint shares, kept in the checkpoint file.
+"""The pace every worker process on one checkpoint shares, kept in the checkpoint file.
 
-With ``--rpm``/``--tpm`` every launch and poll takes its units from sliding windows in the
-``pace`` table, in one ``BEGIN IMMEDIATE`` transaction (:meth:`Store.transaction`), so N
-workers on one file never add up to more than the quota. The table is the limiter's, not the
-store's: it is created here, the first time a quota needs it.
+Two tables, both the limiter's (created here the first time they are needed, not by the
+store), each written in one ``BEGIN IMMEDIATE`` transaction (:meth:`Store.transaction`):
+
+* ``pace_gcra``: one row per schedule (``requests``) holding its GCRA theoretical arrival
+  time and the rate it runs at (told, or learned by whichever process learned last). A
+  launch reads and moves one number: cheap, whatever the rate.
+* ``pace``: a sliding window of input tokens, for ``--tpm`` (tokens are weighed, not spaced).
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from .gcra import gcra_take
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -23,14 +27,19 @@ CREATE = (
     "CREATE TABLE IF NOT EXISTS pace (t REAL NOT NULL, req INTEGER NOT NULL, tok INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS pace_by_t ON pace(t)",
 )
+CREATE_GCRA = (
+    "CREATE TABLE IF NOT EXISTS pace_gcra (k TEXT PRIMARY KEY, tat REAL NOT NULL,"
+    " rate REAL NOT NULL, changed REAL NOT NULL)",
+)
 
 
 class SharedPace:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._created = False
+        self._created_gcra = False
 
-    async def take(self, req: int, tok: int, limits: Sequence[Limit]) -> float:
+    async def take(self, req: int, tok: int, limits: Sequence[Limit], now: float) -> float:
         """Take *req* requests and *tok* tokens; 0 when taken, else the seconds to wait first."""
         create = not self._created
 
@@ -38,11 +47,77 @@ class SharedPace:
             if create:
                 for stmt in CREATE:
                     con.execute(stmt)
-            return take(con, time.time(), req, tok, limits)
+            return take(con, now, req, tok, limits)
 
         wait = await self.store.transaction(fn)
         self._created = True
         return wait
+
+    async def slot(
+        self, key: str, now: float, rate: float, changed: float
+    ) -> tuple[float, float, float]:
+        """One request on schedule *key*: (wait, rate in force, when that rate was set).
+
+        *rate* set at *changed* replaces the row's rate if it is newer; otherwise the row's
+        (another process learned it later) is the one used, and returned for adoption.
+        A rate of 0 paces nothing (and, being oldest, takes the row's rate if it has one).
+        """
+        create = not self._created_gcra
+
+        def fn(con: sqlite3.Connection) -> tuple[float, float, float]:
+            if create:
+                for stmt in CREATE_GCRA:
+                    con.execute(stmt)
+            return slot(con, key, now, rate, changed)
+
+        out = await self.store.transaction(fn)
+        self._created_gcra = True
+        return out
+
+    async def share_rate(self, key: str, rate: float, changed: float) -> None:
+        """Tell every process on the checkpoint the rate just learned (set at *changed*)."""
+        create = not self._created_gcra
+
+        def fn(con: sqlite3.Connection) -> None:
+            if create:
+                for stmt in CREATE_GCRA:
+                    con.execute(stmt)
+            share_rate(con, key, rate, changed)
+
+        await self.store.transaction(fn)
+        self._created_gcra = True
+
+
+def share_rate(con: sqlite3.Connection, key: str, rate: float, changed: float) -> None:
+    """Inside a write transaction: set the rate of *key* if *changed* is newer than the row's."""
+    con.execute(
+        "INSERT INTO pace_gcra(k, tat, rate, changed) VALUES (?,0,?,?)"
+        " ON CONFLICT(k) DO UPDATE SET rate=excluded.rate, changed=excluded.changed"
+        " WHERE excluded.changed > pace_gcra.changed",
+        (key, rate, changed),
+    )
+
+
+def slot(
+    con: sqlite3.Connection, key: str, now: float, rate: float, changed: float
+) -> tuple[float, float, float]:
+    """Inside a write transaction: GCRA on the row *key* (see :func:`SharedPace.slot`)."""
+    row = con.execute("SELECT tat, rate, changed FROM pace_gcra WHERE k=?", (key,)).fetchone()
+    tat = 0.0
+    if row is not None:
+        tat, row_rate, row_changed = row
+        if row_changed > changed:
+            rate, changed = row_rate, row_changed
+    if rate <= 0:  # nothing paced here and nothing learned elsewhere: the schedule stays
+        return 0.0, rate, changed
+    new_tat, wait = gcra_take(tat, now, rate)
+    con.execute(
+        "INSERT INTO pace_gcra(k, tat, rate, changed) VALUES (?,?,?,?)"
+        " ON CONFLICT(k) DO UPDATE SET tat=excluded.tat, rate=excluded.rate,"
+        " changed=excluded.changed",
+        (key, new_tat, rate, changed),
+    )
+    return wait, rate, changed
 
 
 def take(con: sqlite3.Connection, now: float, req: int, tok: int, limits: Sequence[Limit]) -> float:

@@ -17,7 +17,10 @@ One room per job:
 ``views.py``              every read (engine checks, the app, status, export, dry run)
 ``journal.py``            the event log
 ``records.py``            the records handed out: Row, Event, Totals …
-``errors.py``             CheckpointError, LostLease, ChangedKeys
+``errors.py``             CheckpointError, StorageError, LostLease, ChangedKeys
+``fallback.py``           run ids kept beside the checkpoint when it cannot be written
+``monitor.py``            what the app watches: worker liveness, pace history, detail slices
+``jobs.py``               Gemini Batch API jobs: records, claims, transitions
 ========================  ==========================================================
 
 No SQL lives outside this package, except the limiter's own pace table
@@ -27,7 +30,7 @@ No SQL lives outside this package, except the limiter's own pace table
 from __future__ import annotations
 
 from .commands import pause_state
-from .errors import ChangedKeys, CheckpointError, LostLease
+from .errors import ChangedKeys, CheckpointError, LostLease, StorageError
 from .facade import Store, default_db_path
 from .records import (
     Attempt,
@@ -57,6 +60,7 @@ __all__ = [
     "LostLease",
     "Overview",
     "Row",
+    "StorageError",
     "Store",
     "SyncReport",
     "Totals",

@@ -18,8 +18,9 @@ from .records import EventKind
 
 #: items a skip settles at once; a held item is flagged for its owner to cancel instead
 SKIPPABLE = frozenset({ItemState.PENDING, ItemState.FAILED})
-#: items a retry puts back to pending
-RETRYABLE = frozenset({ItemState.FAILED, ItemState.SKIPPED})
+#: items a retry of named keys puts back to pending (`--failed` takes failed ones only: a lost
+#: item's run may still be going and billing, so it is relaunched only when named)
+RETRYABLE = frozenset({ItemState.FAILED, ItemState.SKIPPED, ItemState.LOST})
 _PAUSE_KEYS = ("paused", "pause_reason", "pause_kind")
 
 
@@ -65,7 +66,7 @@ def skip(con: sqlite3.Connection, keys: Sequence[str]) -> dict[str, str]:
 
 
 def retry(con: sqlite3.Connection, keys: Sequence[str] | None, failed: bool) -> int:
-    """failed/skipped → pending (with *failed*: every failed one); the history stays."""
+    """failed/skipped/lost → pending (with *failed*: every failed one); the history stays."""
     now = time.time()
     with write(con):
         if failed:
@@ -81,8 +82,9 @@ def retry(con: sqlite3.Connection, keys: Sequence[str] | None, failed: bool) -> 
         for seq in seqs:
             con.execute(
                 "UPDATE items SET state=?, run_id=NULL, run_target=NULL, owner=NULL,"
-                " lease_until=NULL, round_base=attempts, output=NULL, cancel_requested=0,"
-                " finished_at=NULL, updated_at=? WHERE seq=?",
+                " lease_until=NULL, round_base=attempts, output=NULL, output_json=NULL,"
+                " stop_reason=NULL, cancel_requested=0, finished_at=NULL, updated_at=?"
+                " WHERE seq=?",
                 (ItemState.PENDING, now, seq),
             )
             append(

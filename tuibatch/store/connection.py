@@ -17,20 +17,60 @@ Only public APIs are used (``sqlite3``, ``threading``, ``queue``, ``asyncio``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import schema
-from .errors import CheckpointError
+from .errors import CheckpointError, StorageError
 from .thread import StoreThread
 
 T = TypeVar("T")
-#: how long a writer waits for another process's transaction before giving up
+log = logging.getLogger("tuibatch.store")
+#: how long SQLite itself waits for another process's transaction (busy_timeout) before a
+#: transaction is retried from the start; ``TUIBATCH_BUSY_SECONDS`` overrides it (tests)
 BUSY_SECONDS = 30.0
+#: the longest pause between two retries of a transaction that found the checkpoint locked
+RETRY_MAX_SECONDS = 2.0
+
+
+def busy_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get("TUIBATCH_BUSY_SECONDS", "")))
+    except ValueError:
+        return BUSY_SECONDS
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another process holds the file; waiting is the answer."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    msg = str(exc)
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in msg
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """What a write failure means if the storage under the checkpoint is the problem (disk
+    full, I/O error, read-only file system), else None."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    msg = _one_line(str(exc))
+    if name.startswith("SQLITE_FULL") or "disk is full" in msg:
+        return "database or disk is full"
+    if name.startswith("SQLITE_IOERR") or "disk I/O error" in msg:
+        return f"I/O error: {msg}"
+    if name.startswith("SQLITE_READONLY") or "readonly database" in msg:
+        return f"read-only: {msg}"
+    if name.startswith("SQLITE_CANTOPEN"):
+        return f"cannot open: {msg}"
+    return None
 
 
 @contextlib.contextmanager
@@ -61,7 +101,7 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def describe(path: Path, exc: sqlite3.Error) -> CheckpointError:
+def describe(path: Path, exc: sqlite3.Error) -> CheckpointError | StorageError:
     """An SQLite error at open as the one line the user sees, by what it means."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     msg = _one_line(str(exc))
@@ -114,7 +154,7 @@ def _quick_check(con: sqlite3.Connection, path: Path) -> None:
 def _wal(con: sqlite3.Connection) -> None:
     # Switching to WAL needs the file to itself, and SQLite may answer "locked" at once,
     # without waiting, while another worker is creating the same checkpoint: retry.
-    deadline = time.monotonic() + BUSY_SECONDS
+    deadline = time.monotonic() + max(busy_seconds(), 1.0)
     while True:
         try:
             con.execute("PRAGMA journal_mode=WAL")
@@ -172,8 +212,9 @@ def _open(path: Path, readonly: bool, has_content: bool) -> sqlite3.Connection:
 
 
 def _connect(target: str) -> sqlite3.Connection:
-    con = sqlite3.connect(target, uri=True, isolation_level=None, timeout=BUSY_SECONDS)
-    con.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
+    busy = busy_seconds()
+    con = sqlite3.connect(target, uri=True, isolation_level=None, timeout=busy)
+    con.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
     return con
 
 
@@ -185,6 +226,9 @@ class Connection:
         self.readonly = readonly
         self._thread: StoreThread | None = StoreThread()
         self._con: sqlite3.Connection | None = None
+        #: since when (time.time()) a transaction has been waiting for another process's lock
+        self.waiting_since: float | None = None
+        self._closing = threading.Event()
 
     @classmethod
     async def open(cls, path: Path, *, create: bool, readonly: bool) -> Connection:
@@ -220,15 +264,41 @@ class Connection:
         return await self._hop(self._call, fn, *args)
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._con is None:
-            raise CheckpointError(f"{self.path}: the checkpoint is closed")
-        return fn(self._con, *args)
+        """Run *fn*; a locked checkpoint is waited for (the transaction is retried whole, with
+        backoff, until it goes through or the connection closes); a storage failure becomes
+        :class:`StorageError`, never an item's failure."""
+        pause = 0.05
+        while True:
+            if self._con is None:
+                raise CheckpointError(f"{self.path}: the checkpoint is closed")
+            try:
+                value = fn(self._con, *args)
+            except sqlite3.Error as exc:
+                if is_busy(exc) and not self._closing.is_set():
+                    if self.waiting_since is None:
+                        self.waiting_since = time.time()
+                        log.warning("waiting for the checkpoint (locked by another process)")
+                    self._closing.wait(pause)
+                    pause = min(pause * 2, RETRY_MAX_SECONDS)
+                    continue
+                problem = storage_problem(exc)
+                if problem is not None and not self.readonly:
+                    raise StorageError(
+                        f"{self.path}: cannot write the checkpoint ({problem})"
+                    ) from exc
+                raise
+            if self.waiting_since is not None:
+                waited = time.time() - self.waiting_since
+                self.waiting_since = None
+                log.warning("the checkpoint is free again (waited %.1f s)", waited)
+            return value
 
     async def close(self) -> None:
         """Close after every transaction already sent has run; later calls are refused."""
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        self._closing.set()  # a transaction waiting for a lock gives up
         try:
             with contextlib.suppress(Exception):
                 await thread.call(self._close_on_thread)

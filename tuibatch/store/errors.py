@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .fallback import KeptRun
     from .records import SyncReport
 
 
@@ -23,3 +24,15 @@ class ChangedKeys(Exception):
         super().__init__(message or "changed payloads")
         self.report = report
         self.message = message
+
+
+class StorageError(Exception):
+    """The checkpoint cannot be written (disk full, I/O error, read-only file system).
+
+    Never an item's failure: the engine stops claiming, keeps the run ids it could not record
+    (see :mod:`tuibatch.store.fallback`) and the run exits with ``ExitCode.STORAGE``. The message
+    is one line: what SQLite said, in the user's terms.
+    """
+
+    #: a run the service created whose id this failure kept out of the checkpoint
+    kept_run: KeptRun | None = None

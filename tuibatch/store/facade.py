@@ -6,7 +6,9 @@ Each method sends one function of :mod:`.queue`, :mod:`.commands`, :mod:`.sync` 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -14,7 +16,8 @@ from typing import TypeVar
 from .. import owner as owner_mod
 from ..items import Item
 from ..states import ErrorClass, ItemState, PauseKind, PauseState
-from . import commands, views
+from . import commands, fallback, monitor, views
+from . import jobs as jobs_mod
 from .connection import Connection, write
 from .errors import CheckpointError
 from .queue import Queue
@@ -51,6 +54,7 @@ class Store:
         self.lease_seconds = lease_seconds
         self._queue = Queue(self.owner, lease_seconds)
         self._conn: Connection | None = None
+        self._registered = False  # beat() registered this process in `workers`
 
     @classmethod
     async def open(
@@ -91,9 +95,20 @@ class Store:
         return await self._c.run(fn, *args)
 
     async def close(self) -> None:
+        if self._conn is not None and self._registered:
+            self._registered = False
+            with contextlib.suppress(CheckpointError, sqlite3.Error):
+                await self.retire()  # a clean exit: this worker is not coming back
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+    async def with_leases(self, fn: Callable[..., T], *args: object, **kw: object) -> T:
+        """Run a result transition of :mod:`.results` (``fn(queue, con, …)``) in one transaction,
+        with this worker's leases and fencing tokens, so a worker that lost an item cannot write it.
+        """
+        queue = self._queue
+        return await self.transaction(lambda con: fn(queue, con, *args, **kw))
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(con)`` inside ``BEGIN IMMEDIATE`` … ``COMMIT`` on the store's thread.
@@ -125,9 +140,14 @@ class Store:
 
     # -------------------------------------------------------------------------- queue
 
-    async def claim(self) -> Claim | None:
-        """Take one item for this worker: an abandoned one first, else the next pending one."""
-        return await self._w(self._queue.claim)
+    async def claim(
+        self, *, only_agents: bool = False, default_agent: bool = False
+    ) -> Claim | None:
+        """Take one item for this worker: an abandoned one first, else the next pending one.
+
+        ``only_agents`` leaves pending model items to Batch API jobs (``--mode auto``).
+        """
+        return await self._w(self._queue.claim, only_agents, default_agent)
 
     async def work_left(self) -> tuple[int, int]:
         """(pending, in flight anywhere): whether a worker still has a reason to stay."""
@@ -149,6 +169,26 @@ class Store:
         """A launch attempt that did not start a run (error): counted, costed, still claimed."""
         ec = None if error_class is None else ErrorClass(error_class)
         return await self._w(self._queue.record_attempt, seq, a, ec, relaunch)
+
+    async def begin_launch(self, seq: int, fence: int) -> None:
+        """The fence before a launch request: still this worker's (owner and *fence*), lease
+        not expired; extends the lease and records "launching". Else :class:`LostLease`."""
+        await self._w(self._queue.begin_launch, seq, fence)
+
+    @property
+    def waiting_since(self) -> float | None:
+        """Since when a transaction has waited for another process's lock (None: not waiting)."""
+        return None if self._conn is None else self._conn.waiting_since
+
+    async def fold_kept_runs(self) -> int:
+        """Fold the fallback file of run ids (see :mod:`.fallback`) into the checkpoint, then
+        remove it; how many items became running with a kept run id."""
+        runs = fallback.read_kept(self.path)
+        if not runs:
+            return 0
+        n = await self._w(fallback.fold, runs)
+        fallback.runids_path(self.path).unlink(missing_ok=True)
+        return n
 
     async def mark_running(self, seq: int, run_id: str, target: str) -> None:
         """Record the run id in the same transaction that moves the item to running."""
@@ -279,3 +319,114 @@ class Store:
     async def first_in_flight(self) -> int | None:
         """The lowest seq a worker holds (claimed or running), if any."""
         return await self._c.run(views.first_in_flight)
+
+    # ------------------------------------------ monitor.py: liveness, pace, slices, waste
+
+    async def beat(self, role: str = "worker", detail: str | None = None) -> None:
+        """Register this process in ``workers`` (first call) or refresh its beat; the interval
+        recorded is the engine's heartbeat (a quarter of the lease). ``close()`` retires it."""
+        every = max(1.0, self.lease_seconds / 4)
+        await self._w(monitor.beat, self.owner, role, every, detail, time.time())
+        self._registered = True
+
+    async def retire(self) -> None:
+        """Mark this process's worker row stopped (a clean exit)."""
+        await self._w(monitor.retire, self.owner, time.time())
+
+    async def workers_alive(self, now: float | None = None) -> monitor.Liveness:
+        """The workers alive on this checkpoint (registered, or holding in-flight leases)."""
+        return await self._c.run(monitor.workers_alive, time.time() if now is None else now)
+
+    async def changes(self) -> tuple[int, str]:
+        """(last event id, control digest): one cheap query; unchanged means nothing to re-read."""
+        return await self._c.run(monitor.changes)
+
+    async def pace(
+        self, now: float | None = None, buckets: int = 10, bucket: float = 60.0
+    ) -> monitor.Pace:
+        """Launches, completions and 429s per *bucket* seconds over the last *buckets* of them."""
+        at = time.time() if now is None else now
+        return await self._c.run(monitor.pace, at, buckets, bucket)
+
+    async def item_head(self, seq: int) -> monitor.ItemHead | None:
+        """The item with its big texts cut to a page, and their full lengths."""
+        return await self._c.run(monitor.item_head, seq)
+
+    async def item_slice(self, seq: int, name: str, offset: int, limit: int) -> tuple[str, int]:
+        """A slice of one big text (payload, output, …) and its whole length."""
+        return await self._c.run(monitor.item_slice, seq, name, offset, limit)
+
+    async def waste_by_cause_monitor(self) -> list[monitor.CauseLine]:
+        """Wasted spend by cause with one example each (monitor.py's version)."""
+        return await self._c.run(monitor.waste_by_cause)
+
+    async def failures_by_cause_monitor(self) -> list[monitor.CauseLine]:
+        """Failed and lost items by cause with one example each (monitor.py's version)."""
+        return await self._c.run(monitor.failures_by_cause)
+
+    # ------------------------------------------------------------ Batch API jobs (jobs.py)
+
+    async def plan_job(
+        self, batch_id: str, model: str, seqs: Sequence[int], nbytes: int, source: str
+    ) -> jobs_mod.JobRow | None:
+        """Record a job and move its still-pending items into it (before it is created)."""
+        return await self._w(
+            jobs_mod.plan, batch_id, model, list(seqs), nbytes, source, self.owner,
+            self.lease_seconds,
+        )  # fmt: skip
+
+    async def claim_jobs(self) -> list[jobs_mod.JobRow]:
+        """Open jobs this process may drive now (its own, or a dead or expired driver's)."""
+        return await self._w(jobs_mod.claim_open, self.owner, self.lease_seconds)
+
+    async def job(self, job_id: int) -> jobs_mod.JobRow | None:
+        return await self._c.run(jobs_mod.get, job_id)
+
+    async def jobs(self) -> list[jobs_mod.JobRow]:
+        return await self._c.run(jobs_mod.all_jobs)
+
+    async def job_item_counts(self) -> dict[int, dict[str, int]]:
+        return await self._c.run(jobs_mod.item_counts)
+
+    async def job_items(self, job_id: int) -> list[tuple[int, str, int]]:
+        return await self._c.run(jobs_mod.held_items, job_id)
+
+    async def job_requests(self, job_id: int) -> list[tuple[int, str, str | None, str, str | None]]:
+        return await self._c.run(jobs_mod.job_requests, job_id)
+
+    async def pending_model_items(self) -> list[tuple[int, str, str | None, str | None, int]]:
+        return await self._c.run(jobs_mod.pending_model_items)
+
+    async def renew_jobs(self) -> None:
+        await self._w(jobs_mod.renew, self.owner, self.lease_seconds)
+
+    async def release_jobs(self) -> None:
+        await self._w(jobs_mod.release, self.owner)
+
+    async def job_submitted(self, job_id: int, name: str, service_state: str, how: str) -> None:
+        await self._w(jobs_mod.submitted, job_id, self.owner, name, service_state, how)
+
+    async def job_state(
+        self, job_id: int, service_state: str, *, ended: bool, error: str | None = None
+    ) -> None:
+        await self._w(jobs_mod.set_service_state, job_id, self.owner, service_state, ended, error)
+
+    async def job_file(self, job_id: int, file_name: str) -> None:
+        await self._w(jobs_mod.set_file, job_id, self.owner, file_name)
+
+    async def commit_job_lines(self, job_id: int, outcomes: Sequence[jobs_mod.LineOutcome]) -> int:
+        return await self._w(jobs_mod.commit_lines, job_id, self.owner, list(outcomes))
+
+    async def job_give_back(self, job_id: int, why: str, *, count_attempt: bool) -> int:
+        return await self._w(jobs_mod.give_back, job_id, self.owner, why, count_attempt)
+
+    async def close_job(
+        self, job_id: int, phase: jobs_mod.JobPhase, error: str | None = None
+    ) -> None:
+        await self._w(jobs_mod.close, job_id, self.owner, phase, error)
+
+    async def flag_job_cancel(self, job_id: int) -> jobs_mod.JobRow | None:
+        return await self._w(jobs_mod.flag_cancel, job_id)
+
+    async def fail_exhausted(self, max_attempts: int) -> int:
+        return await self._w(jobs_mod.fail_exhausted, max_attempts)

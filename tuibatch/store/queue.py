@@ -26,6 +26,21 @@ from .records import ITEM_COLUMNS, Attempt, Claim, EventKind, Row
 ORPHAN_SCAN_SECONDS = 2.0
 
 
+def _launch_pending(con: sqlite3.Connection, seq: int) -> bool:
+    """Whether the item's last word is "launching": a request may have been sent (and paid
+    for) whose answer was never recorded. A claim that never reached the fence is not."""
+    r = con.execute(
+        "SELECT kind, message FROM events WHERE seq=? AND (kind IN (?, ?)"
+        " OR (kind=? AND message LIKE 'launching%')) ORDER BY id DESC LIMIT 1",
+        (seq, EventKind.ATTEMPT, EventKind.STATE, EventKind.INFO),
+    ).fetchone()
+    return r is not None and r[0] == EventKind.INFO
+
+
+#: pending items an interactive worker takes in ``--mode auto``: agent items only
+_AGENTS_ONLY = " AND (agent IS NOT NULL OR (model IS NULL AND ?))"
+
+
 class Queue:
     """One worker's view of the queue: its owner id, its lease length, its orphan-scan clock."""
 
@@ -33,11 +48,20 @@ class Queue:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self._next_orphan_scan = 0.0
+        #: seq → the fencing token this worker got when it claimed the item (only the store's
+        #: thread touches it): a write for an item whose token moved on is refused
+        self._fences: dict[int, int] = {}
 
     # ----------------------------------------------------------------------- claims
 
-    def claim(self, con: sqlite3.Connection) -> Claim | None:
-        """Take one item: an abandoned one first (every few seconds), else the next pending one."""
+    def claim(
+        self, con: sqlite3.Connection, only_agents: bool = False, default_agent: bool = False
+    ) -> Claim | None:
+        """Take one item: an abandoned one first (every few seconds), else the next pending one.
+
+        *only_agents* (``--mode auto``): pending model items are left for Batch API jobs; an item
+        naming neither is an agent item when the run's default target (*default_agent*) is one.
+        """
         now = time.time()
         lease = now + self.lease_seconds
         with write(con):
@@ -47,10 +71,12 @@ class Queue:
                     return claim
                 self._next_orphan_scan = now + ORPHAN_SCAN_SECONDS
             r = con.execute(
-                "UPDATE items SET state=?, owner=?, lease_until=?, updated_at=?, started_at=?"
-                " WHERE seq=(SELECT seq FROM items WHERE state=? ORDER BY seq LIMIT 1)"
+                "UPDATE items SET state=?, owner=?, lease_until=?, updated_at=?, started_at=?,"
+                " fence=fence+1 WHERE seq=(SELECT seq FROM items WHERE state=?"
+                f"{_AGENTS_ONLY if only_agents else ''} ORDER BY seq LIMIT 1)"
                 f" RETURNING {ITEM_COLUMNS}",
-                (ItemState.CLAIMED, self.owner, lease, now, now, ItemState.PENDING),
+                (ItemState.CLAIMED, self.owner, lease, now, now, ItemState.PENDING)
+                + ((int(default_agent),) if only_agents else ()),
             ).fetchone()
             if r is None:
                 self._next_orphan_scan = 0.0  # nothing pending: look for abandoned work every time
@@ -64,6 +90,7 @@ class Queue:
                 message=f"by {self.owner}",
                 now=now,
             )
+            self._fences[row.seq] = row.fence
             return Claim(row)
 
     def _take_orphan(self, con: sqlite3.Connection, now: float, lease: float) -> Claim | None:
@@ -77,7 +104,7 @@ class Queue:
         r = con.execute(
             f"SELECT seq FROM items WHERE state IN ({views.IN_FLIGHT_SQL}) AND (owner IS NULL"
             f" OR lease_until < ?{f' OR owner IN ({marks})' if dead else ''})"
-            " AND (owner IS NULL OR owner != ?) ORDER BY seq LIMIT 1",
+            " AND (owner IS NULL OR owner != ?) AND job_id IS NULL ORDER BY seq LIMIT 1",
             (now, *dead, self.owner),
         ).fetchone()
         if r is None:
@@ -85,11 +112,18 @@ class Queue:
         old = views.get(con, r[0])
         assert old is not None
         con.execute(
-            "UPDATE items SET owner=?, lease_until=?, updated_at=? WHERE seq=?",
+            "UPDATE items SET owner=?, lease_until=?, updated_at=?, fence=fence+1 WHERE seq=?",
             (self.owner, lease, now, old.seq),
         )
         resume = old.run_id is not None and old.state is ItemState.RUNNING
-        then = f"resume polling run {old.run_id}" if resume else "launch again (in doubt)"
+        doubt = not resume and _launch_pending(con, old.seq)
+        then = (
+            f"resume polling run {old.run_id}"
+            if resume
+            else "launch again (in doubt)"
+            if doubt
+            else "launch (never sent)"
+        )
         append(
             con,
             old.seq,
@@ -99,27 +133,80 @@ class Queue:
         )
         row = views.get(con, old.seq)
         assert row is not None
+        self._fences[row.seq] = row.fence
         self._next_orphan_scan = 0.0  # there may be more
-        return Claim(row, in_doubt=not resume, resume=resume)
+        return Claim(row, in_doubt=doubt, resume=resume)
 
     def _mine(self, con: sqlite3.Connection, seq: int) -> Row:
+        """The item, if this worker still holds it: its owner AND the fencing token it got."""
         row = views.get(con, seq)
-        if row is None or row.owner != self.owner or row.state in SETTLED:
+        if (
+            row is None
+            or row.owner != self.owner
+            or row.state in SETTLED
+            or row.fence != self._fences.get(seq)
+        ):
+            self._fences.pop(seq, None)
             raise LostLease(seq)
         return row
+
+    def begin_launch(self, con: sqlite3.Connection, seq: int, fence: int) -> None:
+        """The fence of every launch: right before the request is sent, in one transaction,
+        check that this worker still owns the item with the token *fence* and that its lease
+        has not expired; extend the lease and record "launching". Anything else raises
+        :class:`LostLease` and nothing may be sent."""
+        now = time.time()
+        expired = False
+        with write(con):
+            row = views.get(con, seq)
+            if (
+                row is None
+                or row.owner != self.owner
+                or row.fence != fence
+                or self._fences.get(seq) != fence
+                or row.state is not ItemState.CLAIMED
+            ):
+                self._fences.pop(seq, None)
+                raise LostLease(seq)
+            if row.lease_until is None or row.lease_until < now:
+                # nobody has taken it over yet, but anybody may: give it back, send nothing
+                expired = True
+                con.execute(
+                    "UPDATE items SET owner=NULL, lease_until=NULL, updated_at=? WHERE seq=?",
+                    (now, seq),
+                )
+                append(
+                    con,
+                    seq,
+                    EventKind.INFO,
+                    message=f"lease expired before launch (worker paused?): let go by {self.owner}",
+                    now=now,
+                )
+            else:
+                con.execute(
+                    "UPDATE items SET lease_until=?, updated_at=? WHERE seq=?",
+                    (now + self.lease_seconds, now, seq),
+                )
+                append(con, seq, EventKind.INFO, message=f"launching (fence {fence})", now=now)
+        if expired:
+            self._fences.pop(seq, None)
+            raise LostLease(seq)
 
     # ----------------------------------------------------------------------- leases
 
     def renew(self, con: sqlite3.Connection) -> None:
+        """Extend the leases this worker still holds: same owner AND same fencing token."""
+        until = time.time() + self.lease_seconds
         with write(con):
-            con.execute(
+            con.executemany(
                 "UPDATE items SET lease_until=?"
-                f" WHERE owner=? AND state IN ({views.IN_FLIGHT_SQL})",
-                (time.time() + self.lease_seconds, self.owner),
+                f" WHERE seq=? AND owner=? AND fence=? AND state IN ({views.IN_FLIGHT_SQL})",
+                [(until, seq, self.owner, fence) for seq, fence in self._fences.items()],
             )
 
     def release(self, con: sqlite3.Connection) -> int:
         """Keep states and run ids, drop the leases: the next run resumes at once."""
+        self._fences.clear()
         with write(con):
             return con.execute(
                 "UPDATE items SET owner=NULL, lease_until=NULL"
@@ -276,13 +363,15 @@ class Queue:
                 message=None if ok else a.message,
                 now=now,
             )
-            return Row.from_db(r)
+        self._fences.pop(seq, None)
+        return Row.from_db(r)
 
     def unclaim(self, con: sqlite3.Connection, seq: int, why: str) -> None:
         """Give an unlaunched item back (batch-level pause, stop): not failed, not attempted."""
+        fence = self._fences.pop(seq, None)
         with write(con):
             row = views.get(con, seq)
-            if row is None or row.owner != self.owner:
+            if row is None or row.owner != self.owner or row.fence != fence:
                 return
             if row.state is ItemState.CLAIMED and row.run_id is None:
                 con.execute(

@@ -191,6 +191,8 @@ class Totals:
     unpriced: int = 0
     relaunches: int = 0
     total: int = 0
+    #: items whose runs reported no usage: their cost is unknown, not $0
+    usage_unknown: int = 0
 
     @property
     def finished(self) -> int:

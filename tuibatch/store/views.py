@@ -171,6 +171,9 @@ def _totals(con: sqlite3.Connection) -> Totals:
         " WHERE relaunches>0"
     ).fetchone()
     t.wasted_usd = float(wasted[0]) + float(relaunch_waste[0])
+    t.usage_unknown = int(
+        con.execute("SELECT count(*) FROM items WHERE usage_known=0").fetchone()[0]
+    )
     return t
 
 
@@ -259,3 +262,9 @@ def checkpoint_ready(path: Path) -> bool:
     except sqlite3.Error:
         return False
     return found.get("app") == APP_ID and ("items_count" in found or has_items)
+
+
+def unknown_cost_targets(con: sqlite3.Connection) -> list[str | None]:
+    """The billed target of every item whose runs reported no usage (the budget bounds them)."""
+    sql = "SELECT coalesce(run_target, agent, model) FROM items WHERE usage_known=0"
+    return [t for (t,) in con.execute(sql)]

@@ -11,7 +11,7 @@ from ..options import RunOptions
 def run_app(options: RunOptions) -> int:
     """Open the app on a batch: a headless worker process runs it, the screen views the store."""
     os.environ.setdefault("TEXTUAL_FPS", "30")  # capped frame rate: cheap over SSH and in tmux
-    from .app import run_app as _run
+    from .entry import run_app as _run
 
     return _run(options)
 
@@ -19,6 +19,6 @@ def run_app(options: RunOptions) -> int:
 def run_watch(db: Path) -> int:
     """Attach the app to a batch that another (headless) worker runs."""
     os.environ.setdefault("TEXTUAL_FPS", "30")
-    from .app import run_watch as _watch
+    from .entry import run_watch as _watch
 
     return _watch(db)

@@ -1,15 +1,16 @@
 """The app: a view of the checkpoint plus commands written into it; the worker is a subprocess.
 
-The screen polls ``last_event_id()`` a few times a second and, only when it moved, re-reads
-the header totals, the visible table window and the new events: one redraw per poll however
-many events arrived. Commands (pause, skip, retry) are store writes that the worker polls.
+The screen polls ``changes()`` (the last event id and the control table, one cheap query) a
+few times a second and, only when they moved, re-reads the header totals, the visible table
+window and the new events: one redraw per poll however many events arrived, and an idle
+screen costs what changed, not what exists. Which workers are alive (``workers_alive``) is
+read every couple of seconds; the pace curves when shown. Commands (pause, skip, retry) are store writes that the worker polls.
 Keys and messages are data: everything shown from the checkpoint goes through ``visible()``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,10 +23,9 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from ..options import RunOptions
-from ..safe_text import visible
 from ..states import IN_FLIGHT, ExitCode, ItemState
 from ..store import CheckpointError, Store
+from ..store.monitor import Liveness, Pace
 from . import actions, data, fmt
 from .data import Filter, Snapshot, TableRow
 from .detail import DetailScreen
@@ -33,9 +33,20 @@ from .header import BatchHeader, CostMeter, WorkerView
 from .help import HelpScreen
 from .keys import APP_BINDINGS, PALETTE, bindings_of, palette_entries
 from .log import EventLog
-from .modals import QuitScreen
+from .modals import AttachScreen, QuitScreen
+from .pace import BUCKETS as PACE_BUCKETS
+from .pace import PacePane, rate_text
+from .pace import window as pace_window
 from .table import ItemTable
+from .waste import WasteScreen
 from .worker import WorkerProcess
+
+#: seconds between full re-reads of the totals while nothing changes (the rate decays)
+IDLE_RESNAP = 15.0
+#: seconds between reads of which workers are alive
+LIVENESS_EVERY = 2.0
+#: seconds between reads of the pace curves (when shown): while busy, and while idle
+PACE_EVERY = (5.0, 30.0)
 
 
 class BatchApp(App[int]):
@@ -73,15 +84,30 @@ class BatchApp(App[int]):
         self.error_message: str | None = None
         self.loaded = asyncio.Event()
         self._last_id = -1
+        self._seen: tuple[int, str] | None = None
         self._last_snap_at = 0.0
+        self._painted_at = 0.0
+        self._live_at = 0.0
+        self._pace_at = 0.0
+        self._pace_seen = -1
+        self.liveness: Liveness | None = None
+        self.pace = Pace()
+        # kept, not queried: a poll that lands while the app shuts down finds them unmounted
+        self.header_w = BatchHeader("opening checkpoint…", id="header")
+        self.cost_w = CostMeter("", id="cost")
+        self.pace_pane = PacePane(id="pace")
+        self.meta: dict[str, str] = {}
+        #: the user chose to watch the worker already running instead of starting ours
+        self.attached = False
         self._ticking = False
         self._painted_worker: WorkerView | None = None
 
     # ---------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
-        yield BatchHeader("opening checkpoint…", id="header")
-        yield CostMeter("", id="cost")
+        yield self.header_w
+        yield self.cost_w
+        yield self.pace_pane
         yield Input(placeholder="filter: key or error text (enter keeps, esc clears)", id="filter")
         yield ItemTable(self._load_rows, self._locate, id="items")
         yield EventLog(id="log")
@@ -107,8 +133,33 @@ class BatchApp(App[int]):
 
     # ------------------------------------------------------------ store / poll
 
+    async def _start_or_attach(self) -> bool:
+        """Our worker is not started yet: if a live worker already runs this checkpoint, ask
+        (attach as a viewer by default, start another anyway, or quit); else start ours.
+        Whether to go on opening the screen."""
+        worker = self.worker
+        if worker is None or worker.starts:
+            return True
+        live = await asyncio.to_thread(data.live_workers, self.db, time.time())
+        if live is not None and live.alive:
+            text = WorkerView(liveness=live).text().removeprefix("watching · ")
+            answer = await self.push_screen_wait(AttachScreen(text, str(self.db)))
+            if answer == "quit":
+                self.outcome = "quit"
+                self.exit(0)
+                return False
+            if answer == "attach":
+                self.worker = None
+                self.attached = True
+                self.notify("attached as a viewer: no worker started", timeout=4)
+                return True
+        worker.start()
+        return True
+
     async def _open(self) -> None:
         """Wait for the worker to create the checkpoint, open it, paint, then poll."""
+        if not await self._start_or_attach():
+            return
         deadline = time.monotonic() + self.open_timeout
         while not await asyncio.to_thread(data.checkpoint_ready, self.db):
             if self._worker_failed():
@@ -116,13 +167,14 @@ class BatchApp(App[int]):
             if time.monotonic() > deadline:
                 self._fail(f"{self.db}: no such checkpoint (gave up waiting)")
                 return
-            self.query_one(BatchHeader).update(f"waiting for the worker to create {self.db.name}…")
+            self.header_w.update(f"waiting for the worker to create {self.db.name}…")
             await asyncio.sleep(0.1)
         try:
             self.store = await Store.open(self.db)
         except CheckpointError as exc:
             self._fail(str(exc))
             return
+        self.meta = await self.store.meta()
         await self._refresh(force=True, first=True)
         self.loaded.set()
         self.set_interval(self.poll_interval, self._tick, name="poll")
@@ -144,10 +196,16 @@ class BatchApp(App[int]):
 
     def worker_view(self) -> WorkerView:
         """Our worker's real state (pid, or how it exited), or watch mode."""
+        hint = fmt.key(data.start_hint(self.meta, self.db))
         if self.worker is None:
-            return WorkerView(following=self.following)
+            return WorkerView(following=self.following, liveness=self.liveness, start_hint=hint)
         return WorkerView(
-            ours=True, pid=self.worker.pid, exit_code=self.worker.poll(), following=self.following
+            ours=True,
+            pid=self.worker.pid,
+            exit_code=self.worker.poll(),
+            following=self.following,
+            liveness=self.liveness,
+            start_hint=hint,
         )
 
     async def _tick(self) -> None:
@@ -159,7 +217,7 @@ class BatchApp(App[int]):
                 return
             await self._refresh()
             if self.worker_view() != self._painted_worker:
-                self._paint_header()  # the worker exited (or was started again): say so now
+                self._paint_header()  # a worker exited, died or started: say so now
         finally:
             self._ticking = False
 
@@ -167,13 +225,27 @@ class BatchApp(App[int]):
         store = self.store
         if store is None:
             return
-        last = await store.last_event_id()
+        seen = await store.changes()
+        last = seen[0]
         now = self.now()
+        mono = time.monotonic()
+        moved = seen != self._seen
         changed = last != self._last_id
-        if changed or force or now - self._last_snap_at >= 1.0:
+        repaint = False
+        if moved or force or mono - self._last_snap_at >= IDLE_RESNAP:
             self.snap = await data.snapshot(store, now)
-            self._last_snap_at = now
-            self._paint_header()
+            self._seen = seen
+            self._last_snap_at = mono
+            repaint = True
+        if force or mono - self._live_at >= LIVENESS_EVERY:
+            self.liveness = await store.workers_alive(time.time())
+            self._live_at = mono
+        if self.pace_pane.display and self.pace_pane.is_mounted:
+            every = PACE_EVERY[0] if last != self._pace_seen else PACE_EVERY[1]
+            if force or mono - self._pace_at >= every:
+                await self._read_pace()
+        if repaint or mono - self._painted_at >= 1.0:
+            self._paint_header()  # the back-off countdown moves even when nothing else does
         if changed or force:
             if first:
                 await self.table.load_now()
@@ -189,10 +261,24 @@ class BatchApp(App[int]):
             self._last_id = last
             self.refresh_bindings()
 
+    async def _read_pace(self) -> None:
+        if self.store is None:
+            return
+        now = time.time()
+        bucket = pace_window(now, self.snap.first_start)
+        self.pace = await self.store.pace(now, PACE_BUCKETS, bucket)
+        self._pace_at = time.monotonic()
+        self._pace_seen = self._last_id
+        if self.pace_pane.is_mounted:
+            self.pace_pane.show(self.pace, rate_text(self.snap.control, self.meta))
+
     def _paint_header(self) -> None:
+        self._painted_at = time.monotonic()
         width = self.size.width
         worker = self._painted_worker = self.worker_view()
-        self.query_one(BatchHeader).show(
+        if not self.header_w.is_mounted:
+            return
+        self.header_w.show(
             self.snap,
             title=self.batch_title,
             now=self.now(),
@@ -200,7 +286,7 @@ class BatchApp(App[int]):
             worker=worker,
             width=width,
         )
-        self.query_one(CostMeter).show(self.snap, budget=self.budget, width=width)
+        self.cost_w.show(self.snap, budget=self.budget, width=width)
 
     async def _load_rows(self, offset: int, limit: int) -> tuple[int, list[TableRow]]:
         if self.store is None:
@@ -267,11 +353,29 @@ class BatchApp(App[int]):
         row = self.table.current
         if row is None or self.store is None:
             return
-        full = await self.store.get(row.seq)
-        if full is None:
+        head = await self.store.item_head(row.seq)  # big texts cut to a page; the rest paged
+        if head is None:
             return
         events = await self.store.events(seq=row.seq, limit=500)
-        await self.push_screen(DetailScreen(full, events))
+        await self.push_screen(DetailScreen(head, events))
+
+    async def action_toggle_pace(self) -> None:
+        pane = self.pace_pane
+        pane.set_class(not pane.has_class("visible"), "visible")
+        if pane.display:
+            await self._read_pace()
+
+    async def action_jobs(self) -> None:
+        from .jobs import JobsScreen
+
+        await self.push_screen(JobsScreen())
+
+    async def action_waste(self) -> None:
+        if self.store is None:
+            return
+        waste = await self.store.waste_by_cause_monitor()
+        failures = await self.store.failures_by_cause_monitor()
+        await self.push_screen(WasteScreen(self.snap.totals, waste, failures))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -350,58 +454,3 @@ class BatchApp(App[int]):
         yield from super().get_system_commands(screen)
         for name, help_text, action in palette_entries(self.paused):
             yield SystemCommand(name, help_text, lambda action=action: self.run_action(action))  # type: ignore[misc]
-
-
-# ----------------------------------------------------------------- entry points
-
-
-def run_app(options: RunOptions) -> int:
-    """Start the worker subprocess, open the screen on its checkpoint, handle how it ends."""
-    worker = WorkerProcess(options)
-    worker.start()
-    app = BatchApp(options.db, worker=worker, budget=options.budget, title=options.items.name)
-    try:
-        app.run()
-    finally:
-        if app.outcome is None and worker.alive:
-            app.outcome = "detach"
-    return _after(app, worker, options.db)
-
-
-def _after(app: BatchApp, worker: WorkerProcess, db: Path) -> int:
-    if app.error_message:
-        worker.wait(5)
-        print(f"tuibatch: {visible(app.error_message)}", file=sys.stderr)
-        return ExitCode.USAGE
-    if app.outcome == "detach" and worker.alive:
-        print(
-            f"tuibatch: still running (worker pid {worker.pid}, log {worker.log_path});"
-            f" `tuibatch watch --db {db}` re-attaches",
-            file=sys.stderr,
-        )
-        return 0
-    if app.outcome == "stop":
-        print(
-            "tuibatch: stopping the worker; run ids are kept — run the same command to resume",
-            file=sys.stderr,
-        )
-        code = worker.wait(30)
-        if code is None:
-            print(
-                f"tuibatch: worker pid {worker.pid} still stopping; it exits on its own",
-                file=sys.stderr,
-            )
-            return 130
-        return code
-    code = worker.poll()
-    return code if code is not None else 0
-
-
-def run_watch(db: Path) -> int:
-    """The same screen on a checkpoint a headless worker runs elsewhere (q just quits)."""
-    app = BatchApp(db)
-    app.run()
-    if app.error_message:
-        print(f"tuibatch: {visible(app.error_message)}", file=sys.stderr)
-        return ExitCode.USAGE
-    return 0

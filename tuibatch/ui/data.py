@@ -6,11 +6,13 @@ rest of the app uses (``TableRow``, ``Filter``, ``LogLine``) are the store's rec
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store import ItemFilter, ItemSummary, KeyedEvent, Store, Totals
 from ..store import checkpoint_ready as _checkpoint_ready
+from ..store.monitor import Liveness, peek_liveness
 
 #: one line of the item table
 TableRow = ItemSummary
@@ -73,3 +75,14 @@ async def events(
 def checkpoint_ready(path: Path) -> bool:
     """Whether the worker has created the schema and loaded the items (read-only check)."""
     return _checkpoint_ready(path)
+
+
+def live_workers(path: Path, now: float) -> Liveness | None:
+    """Who works on the checkpoint at *path* before the app opens it (None: no checkpoint)."""
+    return peek_liveness(path, now)
+
+
+def start_hint(meta: dict[str, str], db: Path) -> str:
+    """The command that starts a worker on this checkpoint, for "no worker running"."""
+    items = meta.get("items_file") or "ITEMS"
+    return f"tuibatch {shlex.quote(items)} --db {shlex.quote(str(db))}"

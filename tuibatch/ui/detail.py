@@ -1,9 +1,10 @@
 """The detail view of one item: input, output, error, run id and its attempt history.
 
-Read once from the store when opened (``get(seq)`` + ``events(seq=…)``) and re-read on
-``ctrl+r``; the item's full input/output are only ever loaded here, never for the table.
-What is rendered is capped: a text longer than :data:`PAGE` characters is shown one page at a
-time (``]`` / ``[``), so a 50 MB payload costs one page of widgets, not gigabytes. Everything
+Read from the store when opened (``item_head(seq)``: every column, the big texts cut to one
+page, with their full lengths; + ``events(seq=…)``) and re-read on ``ctrl+r``. A text longer
+than :data:`PAGE` characters is shown one page at a time (``]`` / ``[``), each page read from
+the store as a slice (``item_slice``, SQL ``substr``), so a 50 MB payload is never loaded whole:
+one page in memory, one page of widgets. Everything
 shown is data from the items file or the service: made visible, never parsed as markup.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 from rich.table import Table
@@ -24,49 +26,71 @@ from textual.widgets import Footer, Markdown, Static
 from ..safe_text import visible_block
 from ..states import ItemState
 from ..store import Event, Row
+from ..store.monitor import HEAD_CHARS, ItemHead
 from . import fmt
 
 #: characters of one text (input or output) the view renders at a time
-PAGE = 64 * 1024
+PAGE = HEAD_CHARS
+#: ``load(offset, limit) -> text``: one page of a text that stays in the store
+PageLoader = Callable[[int, int], Awaitable[str]]
 
 
 class Paged:
-    """One long text shown a page at a time; only the current page is ever rendered."""
+    """One long text shown a page at a time; only the current page is ever rendered.
 
-    def __init__(self, text: str, page_size: int = PAGE) -> None:
+    With *load*, *text* is the first page and *total* the whole length: other pages are read
+    from the store when turned to, so the whole text is never in memory.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        page_size: int = PAGE,
+        *,
+        total: int | None = None,
+        load: PageLoader | None = None,
+    ) -> None:
         self.text = text
         self.page_size = page_size
         self.page = 0
+        self.total = len(text) if total is None else total
+        self.load = load
+        self._chunk = text[:page_size]
 
     @property
     def pages(self) -> int:
-        return max(1, -(-len(self.text) // self.page_size))
+        return max(1, -(-self.total // self.page_size))
 
     @property
     def paged(self) -> bool:
         return self.pages > 1
 
-    def turn(self, delta: int) -> bool:
-        """Move *delta* pages; whether the page changed."""
+    async def turn(self, delta: int) -> bool:
+        """Move *delta* pages (reading the page from the store if needed); whether it changed."""
         page = max(0, min(self.pages - 1, self.page + delta))
-        changed = page != self.page
+        if page == self.page:
+            return False
+        start = page * self.page_size
+        if self.load is not None:
+            self._chunk = await self.load(start, self.page_size)
+        else:
+            self._chunk = self.text[start : start + self.page_size]
         self.page = page
-        return changed
+        return True
 
     def chunk(self) -> str:
-        start = self.page * self.page_size
-        return self.text[start : start + self.page_size]
+        return self._chunk
 
     def note(self) -> str:
         """Where this page is in the whole, and how to see the rest ("" when it all fits)."""
         if not self.paged:
             return ""
         start = self.page * self.page_size
-        end = min(len(self.text), start + self.page_size)
-        more = len(self.text) - end
+        end = min(self.total, start + self.page_size)
+        more = self.total - end
         tail = f"… {fmt.size(more)} more characters" if more else "end"
         return (
-            f"characters {start:,}–{end:,} of {len(self.text):,} ({tail}); page"
+            f"characters {start:,}–{end:,} of {self.total:,} ({tail}); page"
             f" {self.page + 1}/{self.pages}: ] next, [ previous; `tuibatch export` has it all"
         )
 
@@ -74,7 +98,7 @@ class Paged:
 def pretty_input(row: Row) -> str:
     """The payload as indented JSON when it is small enough to pretty-print cheaply."""
     raw = row.payload or row.input
-    if len(raw) > PAGE:
+    if len(raw) >= PAGE:
         return raw  # shown page by page as stored; parsing megabytes would stall the screen
     try:
         return json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False)
@@ -119,6 +143,15 @@ def run_line(row: Row) -> str:
     if state == ItemState.CLAIMED:
         return f"no run yet: launching{last}{where}"
     return f"no run recorded{why}{where}"
+
+
+def lost_line(row: Row) -> str:
+    """What a lost item is and what ``retry`` does with it."""
+    paid = fmt.money(row.cost_usd) if row.price_known else "an unknown amount"
+    return (
+        "lost: the service no longer knows this run (another key or project, or it expired)."
+        f" r (retry) relaunches it: a new, paid run; the {paid} paid so far stays counted."
+    )
 
 
 def history_table(events: list[Event]) -> Table:
@@ -189,15 +222,38 @@ class DetailScreen(Screen[None]):
         Binding("k,up", "scroll(-1)", "Up", id="detail-up", show=False, tooltip="Scroll up"),
     ]
 
-    def __init__(self, row: Row, events: list[Event]) -> None:
+    def __init__(self, item: Row | ItemHead, events: list[Event]) -> None:
         super().__init__(id="detail")
-        self._set(row, events)
+        self._set(item if isinstance(item, ItemHead) else ItemHead(item), events)
 
-    def _set(self, row: Row, events: list[Event]) -> None:
-        self.row = row
+    def _loader(self, name: str) -> PageLoader:
+        seq = self.row.seq
+
+        async def load(offset: int, limit: int) -> str:
+            store = getattr(self.app, "store", None)
+            if store is None:
+                return ""
+            text, _total = await store.item_slice(seq, name, offset, limit)
+            return str(text)
+
+        return load
+
+    def _set(self, head: ItemHead, events: list[Event]) -> None:
+        row = self.row = head.row
         self.events = events
-        self.input_pages = Paged(pretty_input(row))
-        self.output_pages = Paged(row.output or "")
+        name = "payload" if row.payload else "input"
+        if head.cut(name):
+            self.input_pages = Paged(
+                row.payload or row.input, total=head.sizes[name], load=self._loader(name)
+            )
+        else:
+            self.input_pages = Paged(pretty_input(row))
+        if head.cut("output"):
+            self.output_pages = Paged(
+                row.output or "", total=head.sizes["output"], load=self._loader("output")
+            )
+        else:
+            self.output_pages = Paged(row.output or "")
 
     def compose(self) -> ComposeResult:
         row = self.row
@@ -213,6 +269,8 @@ class DetailScreen(Screen[None]):
             f" think {row.tokens_thought:,}  cost {cost}{lat}",
             f"\n{run_line(row)}",
         )
+        if row.state == ItemState.LOST:
+            head.append(f"\n{lost_line(row)}", style=fmt.COLOR[ItemState.LOST])
         with VerticalScroll(id="detail-body"):
             yield Static(head, id="detail-head")
             if row.err_message or row.err_code:
@@ -256,9 +314,9 @@ class DetailScreen(Screen[None]):
             return self.input_pages.paged or self.output_pages.paged
         return True
 
-    def action_page(self, delta: int) -> None:
+    async def action_page(self, delta: int) -> None:
         for name, paged in (("input", self.input_pages), ("output", self.output_pages)):
-            if paged.turn(delta):
+            if await paged.turn(delta):
                 self.query_one(f"#detail-{name}", Static).update(Text(visible_block(paged.chunk())))
         self._show_pager_notes()
 
@@ -269,9 +327,9 @@ class DetailScreen(Screen[None]):
         store = getattr(self.app, "store", None)
         if store is None:
             return
-        row = await store.get(self.row.seq)
-        if row is not None:
-            self._set(row, await store.events(seq=row.seq, limit=500))
+        head = await store.item_head(self.row.seq)
+        if head is not None:
+            self._set(head, await store.events(seq=head.row.seq, limit=500))
             await self.recompose()
             self._show_pager_notes()
             self.refresh_bindings()

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from textual.content import Content
 from textual.widgets import Static
 
+from ..owner import hostname
 from ..states import UNFINISHED, ExitCode, ItemState
+from ..store.monitor import Liveness
 from . import fmt
 from .data import Snapshot
 
@@ -21,31 +23,74 @@ _LEFT = tuple(UNFINISHED)
 
 @dataclass(frozen=True)
 class WorkerView:
-    """What the app knows about the worker: its own subprocess (pid, exit status) or none."""
+    """What the app knows about the workers: its own subprocess (pid, exit status), and which
+    workers the checkpoint says are alive (``liveness``; None until first read)."""
 
     ours: bool = False
     pid: int | None = None
     #: the exit status of our worker once it has exited; None while it runs
     exit_code: int | None = None
     following: bool = False
+    liveness: Liveness | None = None
+    #: how to start a worker on this checkpoint, for the "no worker running" line
+    start_hint: str = "tuibatch ITEMS --db DB"
 
     @property
     def exited(self) -> bool:
         return self.ours and self.exit_code is not None
 
+    @property
+    def others(self) -> int:
+        """Live workers other than ours."""
+        if self.liveness is None:
+            return 0
+        return sum(1 for w in self.liveness.workers if not (self.ours and w.pid == self.pid))
+
+    @property
+    def none_alive(self) -> bool:
+        """Nobody works on this checkpoint: ours exited (or none) and no other worker lives."""
+        if self.ours and self.exit_code is None:
+            return False
+        return self.liveness is not None and self.others == 0
+
     def text(self) -> str:
+        follow = " · follow" if self.following else ""
         if not self.ours:
-            return "watching (worker not ours)"
+            if self.liveness is None:
+                return "watching" + follow
+            if self.none_alive:
+                n = self.liveness.in_flight
+                return (
+                    f"no worker running — {n} item(s) were in flight;"
+                    f" start one with `{self.start_hint}`"
+                )
+            return "watching · " + _alive_text(self.liveness) + follow
         if self.exit_code is not None:
-            return "worker " + fmt.exit_text(self.exit_code)
-        return f"worker pid {self.pid}" + (" · follow" if self.following else "")
+            more = f" · {self.others} other worker(s) alive" if self.others else ""
+            return "worker " + fmt.exit_text(self.exit_code) + more
+        more = f" + {self.others} other worker(s)" if self.others else ""
+        return f"worker pid {self.pid}{more}" + follow
 
     def style(self) -> str:
+        if not self.ours and self.none_alive:
+            return "bold $warning"
         if self.exit_code is None:
             return ""
         if self.exit_code == ExitCode.OK:
             return "$success"
         return "$warning" if self.exit_code in (ExitCode.PAUSED, ExitCode.INTERRUPTED) else "$error"
+
+
+def _alive_text(live: Liveness) -> str:
+    """``1 worker alive: pid 4242`` / ``3 workers alive: pid 1, 2 (host b) …``."""
+    here = hostname()
+    pids = [
+        f"pid {w.pid}" + ("" if w.host == here else f" on {fmt.key(w.host, 20)}")
+        for w in live.workers[:3]
+    ]
+    more = " …" if len(live.workers) > 3 else ""
+    n = len(live.workers)
+    return f"{n} worker{'s' if n != 1 else ''} alive: {', '.join(pids)}{more}"
 
 
 def rate_per_min(s: Snapshot) -> float | None:
@@ -81,7 +126,7 @@ def progress_tail(s: Snapshot, worker: WorkerView) -> str:
     rate = rate_per_min(s)
     left = left_of(s)
     rate_txt = f"{rate:.1f}/min" if rate else "-/min"
-    if left == 0 or worker.exited:
+    if left == 0 or worker.exited or worker.none_alive:
         eta = f"{left} left"
     else:
         eta = f"ETA {fmt.duration(left / rate * 60)}" if rate else "ETA -"
@@ -92,11 +137,12 @@ def status_line(s: Snapshot, now: float, worker: WorkerView) -> Content:
     """Line 3: what the batch is doing (paused / backing off / claiming), then the worker."""
     paused = s.control.get("paused") == "1"
     # a back-off is the worker's own: once it has exited, only a pause still means something
-    status = pause_text(s.control, now) if paused or not worker.exited else ""
+    gone = worker.exited or worker.none_alive
+    status = pause_text(s.control, now) if paused or not gone else ""
     parts: list[str | Content | tuple[str, str]] = []
     if status:
         parts.append((status, "bold $warning"))
-    elif not worker.exited:
+    elif not gone:
         idle = left_of(s) == 0
         parts.append(("nothing left to claim", "$text-muted") if idle else ("claiming", "$success"))
     if parts:

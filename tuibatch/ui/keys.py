@@ -98,6 +98,30 @@ APP_BINDINGS: list[BindingType] = [
         tooltip="Narrow the log pane to the selected item (again: all)",
     ),
     Binding(
+        "t",
+        "toggle_pace",
+        "Pace",
+        id="pace",
+        show=False,
+        tooltip="Show/hide the pace: launches, completions and 429s per minute, and the rate",
+    ),
+    Binding(
+        "w",
+        "waste",
+        "Waste",
+        id="waste",
+        show=False,
+        tooltip="Cost detail: spend, wasted spend by cause, failures by cause with an example",
+    ),
+    Binding(
+        "J",
+        "jobs",
+        "Jobs",
+        id="jobs",
+        show=False,
+        tooltip="Gemini Batch API jobs (--mode batch): state, items, times, cost",
+    ),
+    Binding(
         "question_mark", "help", "Help", id="help", key_display="?", tooltip="This list of keys"
     ),
     Binding(

@@ -78,3 +78,39 @@ class QuitScreen(ModalScreen[str]):
 
     def action_answer(self, value: str) -> None:
         self.dismiss(value)
+
+
+class AttachScreen(ModalScreen[str]):
+    """A worker already runs this checkpoint: watch it (default), start another, or quit."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a,enter", "answer('attach')", "Attach", id="attach-attach"),
+        Binding("s", "answer('start')", "Start another", id="attach-start"),
+        Binding("q,escape", "answer('quit')", "Quit", id="attach-quit"),
+    ]
+
+    def __init__(self, workers: str, db: str) -> None:
+        super().__init__(id="attach")
+        self.who = workers
+        self.db = db
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(
+                f"A worker is already running {visible(self.db)}:\n{visible(self.who)}\n\n"
+                "a  attach: watch it, start nothing (default)\n"
+                "s  start another worker anyway (they share the items and the quota)\n"
+                "q  quit",
+                classes="question",
+                markup=False,
+            )
+            with Horizontal(classes="buttons"):
+                yield Button("Attach (a)", id="answer-attach", variant="primary")
+                yield Button("Start another (s)", id="answer-start")
+                yield Button("Quit (q)", id="answer-quit")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss((event.button.id or "answer-attach").removeprefix("answer-"))
+
+    def action_answer(self, value: str) -> None:
+        self.dismiss(value)
