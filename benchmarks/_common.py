@@ -13,8 +13,12 @@ from contextlib import contextmanager
 @contextmanager
 def sim_process(*args: str) -> Iterator[str]:
     """Start `tuibatch sim` on a free loopback port; yield its URL; stop it afterwards."""
-    proc = subprocess.Popen([sys.executable, "-m", "tuibatch", "sim", "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuibatch", "sim", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -31,7 +35,11 @@ def sim_process(*args: str) -> Iterator[str]:
 
 
 def bench_env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")
+    }
     env.update(GEMINI_API_KEY="dummy-bench-key", GOOGLE_GEMINI_BASE_URL=url)
     return env
 
@@ -43,14 +51,22 @@ async def plain_loop(url: str, n: int, concurrency: int, tag: str = "p") -> None
     from google import genai
     from google.genai import types
 
-    client = genai.Client(api_key="dummy-bench-key", http_options=types.HttpOptions(
-        base_url=url, retry_options=types.HttpRetryOptions(attempts=1), timeout=60_000))
+    client = genai.Client(
+        api_key="dummy-bench-key",
+        http_options=types.HttpOptions(
+            base_url=url, retry_options=types.HttpRetryOptions(attempts=1), timeout=60_000
+        ),
+    )
     sem = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
         async with sem:
-            it = await client.aio.interactions.create(agent="sim-agent", input=f"plain {tag} {i}",
-                                                      background=True, labels={"tuibatch_item": f"p{tag}-{i}"})
+            it = await client.aio.interactions.create(
+                agent="sim-agent",
+                input=f"plain {tag} {i}",
+                background=True,
+                labels={"tuibatch_item": f"p{tag}-{i}"},
+            )
             while it.status not in ("completed", "failed", "cancelled"):
                 it = await client.aio.interactions.get(it.id)
 

@@ -48,25 +48,61 @@ def _requests(url: str) -> list[dict]:
         return json.loads(r.read())
 
 
-def run_one(url: str, kind: str, workers: int, n: int, concurrency: int, tag: str, work: Path) -> dict:
+def run_one(
+    url: str, kind: str, workers: int, n: int, concurrency: int, tag: str, work: Path
+) -> dict:
     """One timed run; returns rates and the checks' results."""
     _post(url + "/_sim/reset")
     env = bench_env(url)
     d = work / tag
     d.mkdir(parents=True)
     if kind == "plain":
-        cmds = [[sys.executable, str(HERE), "--plain", tag, "--url", url, "--items", str(n),
-                 "--concurrency", str(concurrency)]]
+        cmds = [
+            [
+                sys.executable,
+                str(HERE),
+                "--plain",
+                tag,
+                "--url",
+                url,
+                "--items",
+                str(n),
+                "--concurrency",
+                str(concurrency),
+            ]
+        ]
         keys: list[str] = []
     else:
         items = d / "items.jsonl"
         keys = [f"{tag}-{i:05d}" for i in range(n)]
-        items.write_text("".join(json.dumps({"key": k, "payload": f"ceiling {k}"}) + "\n" for k in keys))
-        cmds = [[sys.executable, "-m", "tuibatch", str(items), "--headless", "--quiet", "--agent", "sim-agent",
-                 "--concurrency", str(concurrency), "--poll-interval", "0.001", "--progress-every", "3600",
-                 "--db", str(d / "items.tuibatch.db")]] * workers
+        items.write_text(
+            "".join(json.dumps({"key": k, "payload": f"ceiling {k}"}) + "\n" for k in keys)
+        )
+        cmds = [
+            [
+                sys.executable,
+                "-m",
+                "tuibatch",
+                str(items),
+                "--headless",
+                "--quiet",
+                "--agent",
+                "sim-agent",
+                "--concurrency",
+                str(concurrency),
+                "--poll-interval",
+                "0.001",
+                "--progress-every",
+                "3600",
+                "--db",
+                str(d / "items.tuibatch.db"),
+            ]
+        ] * workers
     t0 = time.perf_counter()
-    procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in cmds]
+    procs = [
+        subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for c in cmds
+    ]
     outs = [p.communicate(timeout=1800)[0] for p in procs]
     wall = time.perf_counter() - t0
     for p, out in zip(procs, outs, strict=True):
@@ -75,9 +111,18 @@ def run_one(url: str, kind: str, workers: int, n: int, concurrency: int, tag: st
     log = _requests(url)
     stats = sim_stats(url)
     span = log[-1]["t"] - log[0]["t"] if len(log) > 1 else float("nan")
-    res = {"tag": tag, "kind": kind, "workers": workers, "items": n, "wall_s": wall, "span_s": span,
-           "wall_rate": n / wall, "span_rate": n / span, "requests": len(log),
-           "by_code": stats["by_code"]}
+    res = {
+        "tag": tag,
+        "kind": kind,
+        "workers": workers,
+        "items": n,
+        "wall_s": wall,
+        "span_s": span,
+        "wall_rate": n / wall,
+        "span_rate": n / span,
+        "requests": len(log),
+        "by_code": stats["by_code"],
+    }
     launches = [v["launches"] for v in stats["items"].values()]
     if kind == "plain":
         ok = len(launches) == n and all(x == 1 for x in launches)
@@ -85,13 +130,18 @@ def run_one(url: str, kind: str, workers: int, n: int, concurrency: int, tag: st
         from tuibatch.items import key_label
 
         by_label = stats["items"]
-        ok = len(by_label) == n and all(by_label.get(key_label(k), {}).get("launches") == 1 for k in keys)
+        ok = len(by_label) == n and all(
+            by_label.get(key_label(k), {}).get("launches") == 1 for k in keys
+        )
         con = sqlite3.connect(d / "items.tuibatch.db")
         try:
-            states = dict(con.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
+            states = dict(
+                con.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall()
+            )
             relaunches = con.execute("SELECT COALESCE(SUM(relaunches), 0) FROM items").fetchone()[0]
-            owners = con.execute("SELECT COUNT(DISTINCT message) FROM events "
-                                 "WHERE kind='state' AND state='claimed'").fetchone()[0]
+            owners = con.execute(
+                "SELECT COUNT(DISTINCT message) FROM events WHERE kind='state' AND state='claimed'"
+            ).fetchone()[0]
         finally:
             con.close()
         res.update(states=states, relaunches=relaunches, claiming_workers=owners)
@@ -105,11 +155,15 @@ def run_one(url: str, kind: str, workers: int, n: int, concurrency: int, tag: st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=1500)
-    ap.add_argument("--workers", default="1,2,3", help="worker-process counts to try, comma-separated")
+    ap.add_argument(
+        "--workers", default="1,2,3", help="worker-process counts to try, comma-separated"
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=8, help="runs in flight per process")
     ap.add_argument("--json", type=Path, help="write every run's numbers here")
-    ap.add_argument("--plain", help=argparse.SUPPRESS)  # internal: run the plain loop in this process
+    ap.add_argument(
+        "--plain", help=argparse.SUPPRESS
+    )  # internal: run the plain loop in this process
     ap.add_argument("--url", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.plain:
@@ -126,24 +180,35 @@ def main() -> None:
                 res = run_one(url, kind, w, a.items, a.concurrency, tag, Path(work))
                 runs.append(res)
                 extra = "" if kind == "plain" else f", {res['claiming_workers']} workers claimed"
-                print(f"round {r + 1} {kind:8s} x{w}: wall {res['wall_rate']:5.1f} items/s ({res['wall_s']:.1f} s), "
-                      f"span {res['span_rate']:5.1f} items/s; {res['requests']} requests, each item launched once"
-                      f"{extra}", flush=True)
+                print(
+                    f"round {r + 1} {kind:8s} x{w}: wall {res['wall_rate']:5.1f} items/s ({res['wall_s']:.1f} s), "
+                    f"span {res['span_rate']:5.1f} items/s; {res['requests']} requests, each item launched once"
+                    f"{extra}",
+                    flush=True,
+                )
 
     def med(kind: str, w: int, key: str) -> float:
         return statistics.median(x[key] for x in runs if x["kind"] == kind and x["workers"] == w)
 
     pw, ps = med("plain", 1, "wall_rate"), med("plain", 1, "span_rate")
-    print(f"\nmedians of {a.rounds} rounds, {a.items} items, concurrency {a.concurrency} per process, "
-          f"zero-latency simulator in its own process, {_cores()} cores\n")
+    print(
+        f"\nmedians of {a.rounds} rounds, {a.items} items, concurrency {a.concurrency} per process, "
+        f"zero-latency simulator in its own process, {_cores()} cores\n"
+    )
     print("| contender | wall items/s | × plain | span items/s | × plain |")
     print("|---|---:|---:|---:|---:|")
     for kind, w in contenders:
-        name = "plain SDK loop" if kind == "plain" else f"tuibatch, {w} worker process{'es' if w > 1 else ''}"
+        name = (
+            "plain SDK loop"
+            if kind == "plain"
+            else f"tuibatch, {w} worker process{'es' if w > 1 else ''}"
+        )
         cw, cs = med(kind, w, "wall_rate"), med(kind, w, "span_rate")
         print(f"| {name} | {cw:.1f} | {cw / pw:.2f} | {cs:.1f} | {cs / ps:.2f} |")
-    print("\nevery run: each item launched exactly once at the simulator; tuibatch checkpoints all done, "
-          "0 in-doubt relaunches")
+    print(
+        "\nevery run: each item launched exactly once at the simulator; tuibatch checkpoints all done, "
+        "0 in-doubt relaunches"
+    )
     if a.json:
         a.json.write_text(json.dumps(runs, indent=1))
         print(f"wrote {a.json}")

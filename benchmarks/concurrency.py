@@ -23,11 +23,33 @@ from _common import bench_env, sim_process  # noqa: E402
 
 def run(url: str, n: int, concurrency: str, d: Path, tag: str) -> float:
     items = d / f"{tag}.jsonl"
-    items.write_text("".join(f'{{"key": "{tag}-{i}", "payload": "item {tag} {i}"}}\n' for i in range(n)))
+    items.write_text(
+        "".join(f'{{"key": "{tag}-{i}", "payload": "item {tag} {i}"}}\n' for i in range(n))
+    )
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tuibatch", str(items), "--headless", "--quiet", "--agent", "sim-agent",
-                    "--concurrency", concurrency, "--poll-interval", "0.1", "--poll-max", "1",
-                    "--progress-every", "600"], env=bench_env(url), check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tuibatch",
+            str(items),
+            "--headless",
+            "--quiet",
+            "--agent",
+            "sim-agent",
+            "--concurrency",
+            concurrency,
+            "--poll-interval",
+            "0.1",
+            "--poll-max",
+            "1",
+            "--progress-every",
+            "600",
+        ],
+        env=bench_env(url),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return n / (time.perf_counter() - t0)
 
 
@@ -39,9 +61,15 @@ def main() -> None:
     ap.add_argument("--latency", default="150")
     ap.add_argument("--run-seconds", default="1")
     a = ap.parse_args()
-    cases = {"cpu-bound (latency 0, runs instant)": ("--run-seconds", "0"),
-             f"latency-bound ({a.latency} ms per response, {a.run_seconds} s runs)":
-                 ("--latency", a.latency, "--run-seconds", a.run_seconds)}
+    cases = {
+        "cpu-bound (latency 0, runs instant)": ("--run-seconds", "0"),
+        f"latency-bound ({a.latency} ms per response, {a.run_seconds} s runs)": (
+            "--latency",
+            a.latency,
+            "--run-seconds",
+            a.run_seconds,
+        ),
+    }
     print("| situation | --concurrency 8 | --concurrency auto | auto / 8 |\n|---|---:|---:|---:|")
     if a.only:
         cases = {k: v for k, v in cases.items() if k.startswith(a.only)}

@@ -51,6 +51,7 @@ HERE = Path(__file__).resolve()
 
 def _retry_delay(exc: BaseException, default: float) -> float:
     """RetryInfo retryDelay ("1.234s") from the error body, else *default*."""
+
     def walk(node: Any) -> float | None:
         if isinstance(node, dict):
             v = node.get("retryDelay")
@@ -76,8 +77,12 @@ def _client(url: str) -> Any:
     from google import genai
     from google.genai import types
 
-    return genai.Client(api_key="dummy-bench-key", http_options=types.HttpOptions(
-        base_url=url, retry_options=types.HttpRetryOptions(attempts=1), timeout=60_000))
+    return genai.Client(
+        api_key="dummy-bench-key",
+        http_options=types.HttpOptions(
+            base_url=url, retry_options=types.HttpRetryOptions(attempts=1), timeout=60_000
+        ),
+    )
 
 
 def _is_429(exc: BaseException) -> bool:
@@ -109,8 +114,13 @@ async def naive(url: str, seconds: float, concurrency: int, poll: float) -> int:
         nonlocal done
         while time.monotonic() < deadline:
             i = next(counter)
-            it = await call(client.aio.interactions.create, agent="sim-agent", input=f"naive {i} {time.time()}",
-                            background=True, labels={"tuibatch_item": f"n{i}"})
+            it = await call(
+                client.aio.interactions.create,
+                agent="sim-agent",
+                input=f"naive {i} {time.time()}",
+                background=True,
+                labels={"tuibatch_item": f"n{i}"},
+            )
             while it.status not in ("completed", "failed", "cancelled"):
                 await asyncio.sleep(poll)
                 it = await call(client.aio.interactions.get, it.id)
@@ -146,8 +156,13 @@ async def fixed_rate(url: str, seconds: float, per_minute: float, pause: float, 
 
     async def item(i: int) -> None:
         nonlocal done
-        it = await call(client.aio.interactions.create, agent="sim-agent", input=f"fixed {i} {time.time()}",
-                        background=True, labels={"tuibatch_item": f"f{i}"})
+        it = await call(
+            client.aio.interactions.create,
+            agent="sim-agent",
+            input=f"fixed {i} {time.time()}",
+            background=True,
+            labels={"tuibatch_item": f"f{i}"},
+        )
         while it.status not in ("completed", "failed", "cancelled"):
             await asyncio.sleep(poll)
             it = await call(client.aio.interactions.get, it.id)
@@ -202,13 +217,20 @@ def completion_times(log: list[dict[str, Any]], run_seconds: float) -> list[floa
             continue
         if r["route"] == "create":
             created[item] = r["t"]
-        elif r["route"] == "get" and item in created and item not in seen and r["t"] - created[item] >= run_seconds - 1e-3:
+        elif (
+            r["route"] == "get"
+            and item in created
+            and item not in seen
+            and r["t"] - created[item] >= run_seconds - 1e-3
+        ):
             seen.add(item)
             out.append(r["t"])
     return out
 
 
-def summarize(log: list[dict[str, Any]], t_from: float, t_to: float, rpm: float, run_seconds: float) -> dict[str, Any]:
+def summarize(
+    log: list[dict[str, Any]], t_from: float, t_to: float, rpm: float, run_seconds: float
+) -> dict[str, Any]:
     minutes = (t_to - t_from) / 60.0
     win = [r for r in log if t_from <= r["t"] < t_to]
     ok = sum(1 for r in win if r["code"] == 200)
@@ -234,14 +256,20 @@ def summarize(log: list[dict[str, Any]], t_from: float, t_to: float, rpm: float,
     }
 
 
-def per_minute(log: list[dict[str, Any]], t0: float, minutes: int, run_seconds: float) -> list[dict[str, int]]:
+def per_minute(
+    log: list[dict[str, Any]], t0: float, minutes: int, run_seconds: float
+) -> list[dict[str, int]]:
     comp = completion_times(log, run_seconds)
     rows = []
     for m in range(minutes):
         lo, hi = t0 + 60 * m, t0 + 60 * (m + 1)
-        rows.append({"ok": sum(1 for r in log if lo <= r["t"] < hi and r["code"] == 200),
-                     "429": sum(1 for r in log if lo <= r["t"] < hi and r["code"] == 429),
-                     "done": sum(1 for t in comp if lo <= t < hi)})
+        rows.append(
+            {
+                "ok": sum(1 for r in log if lo <= r["t"] < hi and r["code"] == 200),
+                "429": sum(1 for r in log if lo <= r["t"] < hi and r["code"] == 429),
+                "done": sum(1 for t in comp if lo <= t < hi),
+            }
+        )
     return rows
 
 
@@ -259,8 +287,14 @@ def checkpoint_done(db: Path) -> int | None:
 # ------------------------------------------------------------------------------ orchestration
 
 
-def enforcement_summary(log: list[dict[str, Any]], t_from: float, t_to: float, rpm: float,
-                        polls_count: bool, run_seconds: float) -> dict[str, Any]:
+def enforcement_summary(
+    log: list[dict[str, Any]],
+    t_from: float,
+    t_to: float,
+    rpm: float,
+    polls_count: bool,
+    run_seconds: float,
+) -> dict[str, Any]:
     """What the quota counted, over [t_from, t_to): % of it used, % of launches answered 429."""
     minutes = (t_to - t_from) / 60.0
     win = [r for r in log if t_from <= r["t"] < t_to]
@@ -270,23 +304,43 @@ def enforcement_summary(log: list[dict[str, Any]], t_from: float, t_to: float, r
     c429 = sum(1 for r in creates if r["code"] == 429)
     g429 = sum(1 for r in win if r["route"] == "get" and r["code"] == 429)
     comp = [t for t in completion_times(log, run_seconds) if t_from <= t < t_to]
-    return {"minutes": round(minutes, 2), "pct_quota": 100 * ok / minutes / rpm,
-            "pct_launch_429": 100 * c429 / max(1, len(creates)), "launch_429": c429,
-            "poll_429": g429, "completions_per_min": len(comp) / minutes}
+    return {
+        "minutes": round(minutes, 2),
+        "pct_quota": 100 * ok / minutes / rpm,
+        "pct_launch_429": 100 * c429 / max(1, len(creates)),
+        "launch_429": c429,
+        "poll_429": g429,
+        "completions_per_min": len(comp) / minutes,
+    }
 
 
-def run_group(a: argparse.Namespace, chosen: list[str], items: Path, work: Path, enforcement: str,
-              polls_count: bool) -> dict[str, Any]:
+def run_group(
+    a: argparse.Namespace,
+    chosen: list[str],
+    items: Path,
+    work: Path,
+    enforcement: str,
+    polls_count: bool,
+) -> dict[str, Any]:
     """The contenders side by side, each against its own simulator with this enforcement."""
     seconds = a.minutes * 60.0
-    sim_args = ["--rpm", str(a.rpm), "--run-seconds", str(a.run_seconds), "--enforcement", enforcement]
+    sim_args = [
+        "--rpm",
+        str(a.rpm),
+        "--run-seconds",
+        str(a.run_seconds),
+        "--enforcement",
+        enforcement,
+    ]
     if not polls_count:
         sim_args.append("--polls-free")
     tag = f"{enforcement}-{'counted' if polls_count else 'free'}"
     with ExitStack() as stack:
         urls = {c: stack.enter_context(sim_process(*sim_args)) for c in chosen}
         procs: dict[str, subprocess.Popen[str]] = {}
-        t0 = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the simulators' log times
+        t0 = (
+            time.monotonic()
+        )  # CLOCK_MONOTONIC is system-wide: comparable with the simulators' log times
         for c in chosen:
             out = (work / f"{tag}-{c}.log").open("w")
             env = bench_env(urls[c])
@@ -294,15 +348,37 @@ def run_group(a: argparse.Namespace, chosen: list[str], items: Path, work: Path,
                 cdir = work / f"{tag}-{c}"
                 cdir.mkdir(exist_ok=True)
                 entry = [str(a.tuibatch_entry)] if a.tuibatch_entry else ["-m", "tuibatch"]
-                cmd = [sys.executable, *entry, str(items), "--headless", "--agent", "sim-agent",
-                       "--db", str(cdir / "items.tuibatch.db"), "--progress-every", "15",
-                       *(["--concurrency", a.concurrency] if a.concurrency else [])]
+                cmd = [
+                    sys.executable,
+                    *entry,
+                    str(items),
+                    "--headless",
+                    "--agent",
+                    "sim-agent",
+                    "--db",
+                    str(cdir / "items.tuibatch.db"),
+                    "--progress-every",
+                    "15",
+                    *(["--concurrency", a.concurrency] if a.concurrency else []),
+                ]
                 if c == "tuibatch-rpm":
                     cmd += ["--rpm", str(a.rpm)]
             else:
-                cmd = [sys.executable, str(HERE), "--worker", c, "--url", urls[c], "--seconds", str(seconds),
-                       "--rpm", str(a.rpm)]
-            procs[c] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+                cmd = [
+                    sys.executable,
+                    str(HERE),
+                    "--worker",
+                    c,
+                    "--url",
+                    urls[c],
+                    "--seconds",
+                    str(seconds),
+                    "--rpm",
+                    str(a.rpm),
+                ]
+            procs[c] = subprocess.Popen(
+                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+            )
         print(f"[{tag}] {len(chosen)} contenders side by side for {a.minutes} min", flush=True)
         time.sleep(max(0.0, t0 + seconds - time.monotonic()))
         t_end = time.monotonic()
@@ -317,7 +393,9 @@ def run_group(a: argparse.Namespace, chosen: list[str], items: Path, work: Path,
         reqs = {c: sim_requests(urls[c]) for c in chosen}
     out: dict[str, Any] = {}
     for c in chosen:
-        (work / f"{tag}-{c}.requests.json").write_text(json.dumps({"t0": t0, "t_end": t_end, "log": reqs[c]}))
+        (work / f"{tag}-{c}.requests.json").write_text(
+            json.dumps({"t0": t0, "t_end": t_end, "log": reqs[c]})
+        )
         skip = 120.0 if c == "tuibatch" else 60.0  # not told: the first two minutes are learning
         # from the contender's first request: on a loaded machine a CLI can take 30 s to start
         first = min((r["t"] for r in reqs[c]), default=t0)
@@ -335,15 +413,31 @@ def main() -> None:
     ap.add_argument("--minutes", type=int, default=3)
     ap.add_argument("--rpm", type=int, default=120)
     ap.add_argument("--run-seconds", type=float, default=2.0)
-    ap.add_argument("--items", type=int, default=6000, help="items in each tuibatch file (never runs out)")
-    ap.add_argument("--only", help="comma-separated contender names (tuibatch,tuibatch-rpm,naive,fixed)")
-    ap.add_argument("--enforcement", default="sliding,fixed,bucket", help="comma-separated, run one after another")
-    ap.add_argument("--polls", default="counted,free", help="counted, free, or both (comma-separated)")
+    ap.add_argument(
+        "--items", type=int, default=6000, help="items in each tuibatch file (never runs out)"
+    )
+    ap.add_argument(
+        "--only", help="comma-separated contender names (tuibatch,tuibatch-rpm,naive,fixed)"
+    )
+    ap.add_argument(
+        "--enforcement",
+        default="sliding,fixed,bucket",
+        help="comma-separated, run one after another",
+    )
+    ap.add_argument(
+        "--polls", default="counted,free", help="counted, free, or both (comma-separated)"
+    )
     ap.add_argument("--concurrency", help="passed to tuibatch (default: its own default)")
     ap.add_argument("--json", type=Path, help="write the table and per-minute series here")
-    ap.add_argument("--tuibatch-entry", type=Path, metavar="SCRIPT",
-                    help="run this script instead of `python -m tuibatch` (to A/B a patched engine)")
-    ap.add_argument("--keep", type=Path, help="keep work files (checkpoints, logs) in this directory")
+    ap.add_argument(
+        "--tuibatch-entry",
+        type=Path,
+        metavar="SCRIPT",
+        help="run this script instead of `python -m tuibatch` (to A/B a patched engine)",
+    )
+    ap.add_argument(
+        "--keep", type=Path, help="keep work files (checkpoints, logs) in this directory"
+    )
     # internal: one python contender in its own process
     ap.add_argument("--worker", choices=("naive", "fixed"), help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -355,8 +449,12 @@ def main() -> None:
     if a.minutes < 3:
         ap.error("--minutes must be at least 3 (not told, minutes 1-2 are excluded)")
 
-    names = {"tuibatch": "tuibatch (not told)", "tuibatch-rpm": f"tuibatch --rpm {a.rpm}",
-             "naive": "naive (16 tasks, own retries)", "fixed": f"fixed-rate (cookbook, {a.rpm // 2}/min)"}
+    names = {
+        "tuibatch": "tuibatch (not told)",
+        "tuibatch-rpm": f"tuibatch --rpm {a.rpm}",
+        "naive": "naive (16 tasks, own retries)",
+        "fixed": f"fixed-rate (cookbook, {a.rpm // 2}/min)",
+    }
     chosen = a.only.split(",") if a.only else list(names)
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="tuibatch-quota-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -364,30 +462,57 @@ def main() -> None:
     with items.open("w") as f:
         for i in range(a.items):
             f.write(json.dumps({"key": f"q{i:05d}", "payload": f"quota item {i}"}) + "\n")
-    print(f"quota {a.rpm} rpm, runs {a.run_seconds:g} s, {a.minutes} min per group; work files in {work}")
+    print(
+        f"quota {a.rpm} rpm, runs {a.run_seconds:g} s, {a.minutes} min per group; work files in {work}"
+    )
     groups: dict[str, dict[str, Any]] = {}
     for enforcement in a.enforcement.split(","):
         for polls in a.polls.split(","):
             g = run_group(a, chosen, items, work, enforcement, polls == "counted")
             groups[f"{enforcement} / polls {polls}"] = g
             for c, s in g.items():
-                print(f"  {names[c]:32s} {s['pct_quota']:6.1f}% of quota  {s['pct_launch_429']:5.2f}% launch 429s"
-                      f"  (429s per minute {s['per_minute_429']})", flush=True)
+                print(
+                    f"  {names[c]:32s} {s['pct_quota']:6.1f}% of quota  {s['pct_launch_429']:5.2f}% launch 429s"
+                    f"  (429s per minute {s['per_minute_429']})",
+                    flush=True,
+                )
 
-    print(f"\nquota {a.rpm} rpm; % of quota = accepted requests the quota counts (creates, and gets when "
-          "polls count) / quota; % 429 = creates answered 429 / creates; told and baselines from minute 2, "
-          "not told from minute 3\n")
+    print(
+        f"\nquota {a.rpm} rpm; % of quota = accepted requests the quota counts (creates, and gets when "
+        "polls count) / quota; % 429 = creates answered 429 / creates; told and baselines from minute 2, "
+        "not told from minute 3\n"
+    )
     print("| enforcement / polls | " + " | ".join(names[c] for c in chosen) + " |")
     print("|---|" + "---:|" * len(chosen))
     for gname, g in groups.items():
-        print(f"| {gname} | " + " | ".join(
-            f"{g[c]['pct_quota']:.1f}% used, {g[c]['pct_launch_429']:.2f}% 429" for c in chosen) + " |")
-    met = all(g[c]["pct_quota"] >= 90 and g[c]["pct_launch_429"] <= 2
-              for g in groups.values() for c in chosen if c.startswith("tuibatch"))
-    print(f"\ngoal (tuibatch >= 90% of quota, <= 2% launch 429s, every group): {'MET' if met else 'MISSED'}")
+        print(
+            f"| {gname} | "
+            + " | ".join(
+                f"{g[c]['pct_quota']:.1f}% used, {g[c]['pct_launch_429']:.2f}% 429" for c in chosen
+            )
+            + " |"
+        )
+    met = all(
+        g[c]["pct_quota"] >= 90 and g[c]["pct_launch_429"] <= 2
+        for g in groups.values()
+        for c in chosen
+        if c.startswith("tuibatch")
+    )
+    print(
+        f"\ngoal (tuibatch >= 90% of quota, <= 2% launch 429s, every group): {'MET' if met else 'MISSED'}"
+    )
     if a.json:
-        a.json.write_text(json.dumps({"rpm": a.rpm, "run_seconds": a.run_seconds, "minutes": a.minutes,
-                                      "groups": groups}, indent=1))
+        a.json.write_text(
+            json.dumps(
+                {
+                    "rpm": a.rpm,
+                    "run_seconds": a.run_seconds,
+                    "minutes": a.minutes,
+                    "groups": groups,
+                },
+                indent=1,
+            )
+        )
         print(f"wrote {a.json}")
 
 

@@ -47,24 +47,33 @@ async def build(tmp: Path, n: int, pending: int) -> tuple[Path, Path, float]:
     items = tmp / "big.jsonl"
     with open(items, "w", encoding="utf-8") as f:
         for i in range(n):
-            f.write(json.dumps({"key": f"doc-{i:06d}", "payload": {"text": f"document number {i}"}}) + "\n")
+            f.write(
+                json.dumps({"key": f"doc-{i:06d}", "payload": {"text": f"document number {i}"}})
+                + "\n"
+            )
     db = tmp / "big.tuibatch.db"
     t0 = time.perf_counter()
     store = await Store.open(db, create=True)
     await store.sync_items(load_items(items))
     now = time.time()
-    await store.transaction(lambda con: con.execute(
-        "UPDATE items SET state='done', attempts=1, tokens_in=40, tokens_out=200, tokens_thought=300,"
-        " cost_usd=0.0012, output='{\"summary\": \"ok\"}', run_id='int_' || seq,"
-        " started_at=? - (? - seq) * 0.01, finished_at=? - (? - seq) * 0.01 + 2.5 WHERE seq < ?",
-        (now - 3600, n, now - 3600, n, n - pending)))
+    await store.transaction(
+        lambda con: con.execute(
+            "UPDATE items SET state='done', attempts=1, tokens_in=40, tokens_out=200, tokens_thought=300,"
+            " cost_usd=0.0012, output='{\"summary\": \"ok\"}', run_id='int_' || seq,"
+            " started_at=? - (? - seq) * 0.01, finished_at=? - (? - seq) * 0.01 + 2.5 WHERE seq < ?",
+            (now - 3600, n, now - 3600, n, n - pending),
+        )
+    )
     await store.close()
     return items, db, time.perf_counter() - t0
 
 
 def start_sim(run_seconds: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tuibatch", "sim", "--run-seconds", str(run_seconds)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuibatch", "sim", "--run-seconds", str(run_seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, line.rsplit(" ", 1)[-1].strip()
@@ -144,9 +153,13 @@ def main() -> None:
     p.add_argument("--pending", type=int, default=5000)
     p.add_argument("--presses", type=int, default=60)
     p.add_argument("--concurrency", default="8")
-    p.add_argument("--target", choices=("agent", "model"), default="agent",
-                   help="agent: interactions create+get (20-32 ms CPU per create, keeps a core busy);"
-                        " model: generate_content (cheap)")
+    p.add_argument(
+        "--target",
+        choices=("agent", "model"),
+        default="agent",
+        help="agent: interactions create+get (20-32 ms CPU per create, keeps a core busy);"
+        " model: generate_content (cheap)",
+    )
     p.add_argument("--idle-watch", type=int, metavar="N", help="measure an idle watch on N items")
     p.add_argument("--idle-seconds", type=float, default=20.0)
     a = p.parse_args()
@@ -161,14 +174,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         items, db, build_s = asyncio.run(build(tmp, a.items, a.pending))
-        print(f"checkpoint: {a.items} items ({a.items - a.pending} done) built in {build_s:.1f} s,"
-              f" {db.stat().st_size / 1e6:.0f} MB")
+        print(
+            f"checkpoint: {a.items} items ({a.items - a.pending} done) built in {build_s:.1f} s,"
+            f" {db.stat().st_size / 1e6:.0f} MB"
+        )
         sim, url = start_sim(0.05)
         env = dict(os.environ, GOOGLE_GEMINI_BASE_URL=url, GEMINI_API_KEY="dummy")
         env.pop("GOOGLE_API_KEY", None)
         target = ["--agent", "sim-agent"] if a.target == "agent" else ["--model", "sim-model"]
-        argv = [str(items), f"--db={db}", *target, "--concurrency", a.concurrency,
-                "--poll-interval", "0.05"]
+        argv = [
+            str(items),
+            f"--db={db}",
+            *target,
+            "--concurrency",
+            a.concurrency,
+            "--poll-interval",
+            "0.05",
+        ]
         worker = WorkerProcess(run_options(argv), env=env)
         worker.start()
         try:

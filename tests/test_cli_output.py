@@ -94,7 +94,9 @@ def test_a_key_in_a_usage_error_is_one_escaped_line(
     assert code == 2
     _no_raw(err)
     lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tuibatch: ") and "what is sent changed" in lines[0]
+    assert (
+        len(lines) == 1 and lines[0].startswith("tuibatch: ") and "what is sent changed" in lines[0]
+    )
     assert "evil␛]0;pwned\\x07\\n12:34:56" in lines[0]
 
 

@@ -144,6 +144,16 @@ def test_ruff_is_clean() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_ruff_format_is_applied() -> None:
+    out = subprocess.run(
+        [_tool("ruff"), "format", "--check", "tuibatch", "tests", "benchmarks", "scripts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_mypy_is_clean() -> None:
     out = subprocess.run([_tool("mypy"), "tuibatch"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -28,10 +28,19 @@ from tuibatch.sim import SimulatorThread
 from tuibatch.store import Row, Store
 
 
-async def go(tmp_path: Path, sim: SimulatorThread, faults: list[dict[str, Any]], *,
-             items: Path | None = None, n: int = 1, during: Any = None, bound: float = 15.0,
-             engine_cls: type[Engine] = Engine, base_url: str | None = None,
-             **cfg: Any) -> Outcome:
+async def go(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    faults: list[dict[str, Any]],
+    *,
+    items: Path | None = None,
+    n: int = 1,
+    during: Any = None,
+    bound: float = 15.0,
+    engine_cls: type[Engine] = Engine,
+    base_url: str | None = None,
+    **cfg: Any,
+) -> Outcome:
     """Run the real engine (real SDK backend) with *cfg* until it stops by itself within *bound*."""
     if items is None:
         items = tmp_path / "items.jsonl"
@@ -41,10 +50,17 @@ async def go(tmp_path: Path, sim: SimulatorThread, faults: list[dict[str, Any]],
     store = await Store.open(tmp_path / "batch.db", create=True)
     try:
         await store.sync_items(load_items(items))
-        backend = GeminiBackend(Credentials(api_key=KEY, base_url=base_url or sim.url),
-                                timeout_s=5.0)
-        engine = engine_cls(store, backend, load_prices(), EngineConfig(
-            poll_initial=0.05, poll_max=0.2, backoff=Backoff(initial=0.05, maximum=0.2), **cfg))
+        backend = GeminiBackend(
+            Credentials(api_key=KEY, base_url=base_url or sim.url), timeout_s=5.0
+        )
+        engine = engine_cls(
+            store,
+            backend,
+            load_prices(),
+            EngineConfig(
+                poll_initial=0.05, poll_max=0.2, backoff=Backoff(initial=0.05, maximum=0.2), **cfg
+            ),
+        )
         try:
             task = asyncio.create_task(engine.run())
             if during is not None:
@@ -55,8 +71,14 @@ async def go(tmp_path: Path, sim: SimulatorThread, faults: list[dict[str, Any]],
         rows = {r.key: r for r in await store.items()}
         events = {k: await store.events(seq=r.seq) for k, r in rows.items()}
         pause = await store.pause_state()
-        return Outcome(rows, events, [], (pause.active, pause.reason, str(pause.kind or "")),
-                       await store.control(), sim.stats())
+        return Outcome(
+            rows,
+            events,
+            [],
+            (pause.active, pause.reason, str(pause.kind or "")),
+            await store.control(),
+            sim.stats(),
+        )
     finally:
         await store.close()
 
@@ -80,10 +102,12 @@ def wasted(out: Outcome, key: str) -> list[tuple[str | None, float]]:
 
 
 async def test_no_route_to_the_api_pauses_the_batch_and_fails_no_item(
-        tmp_path: Path, sim: SimulatorThread) -> None:
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     # port 9 (discard) on loopback: connection refused, the request never left this machine
-    out = await go(tmp_path, sim, [], n=2, concurrency=1, max_attempts=2,
-                   base_url="http://127.0.0.1:9")
+    out = await go(
+        tmp_path, sim, [], n=2, concurrency=1, max_attempts=2, base_url="http://127.0.0.1:9"
+    )
     assert out.states() == {"item-0000": "pending", "item-0001": "pending"}
     for row in out.rows.values():
         assert row.attempts == 0 and row.relaunches == 0 and row.err_class is None
@@ -105,7 +129,8 @@ def _count(db: Path, state: str) -> int:
 
 
 def test_resume_against_a_service_that_forgot_the_runs_launches_nothing(
-        tmp_path: Path, sim: SimulatorThread) -> None:
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     sim.set_faults([{"any": True, "fault": "slow", "seconds": 600, "times": None}])
     _items, db, keys, args = new_batch(tmp_path, 6, "--concurrency", "4")
     env = cli_env(sim.url)
@@ -146,9 +171,16 @@ def test_resume_against_a_service_that_forgot_the_runs_launches_nothing(
 
 
 async def test_several_runs_of_this_process_lost_pause_the_batch_once(
-        tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await go(tmp_path, sim, [{"any": True, "fault": "lost", "on": "get", "times": None}],
-                   n=4, concurrency=1, lost_pause_after=2)
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await go(
+        tmp_path,
+        sim,
+        [{"any": True, "fault": "lost", "on": "get", "times": None}],
+        n=4,
+        concurrency=1,
+        lost_pause_after=2,
+    )
     states = out.states()
     assert list(states.values()).count("lost") == 2 and list(states.values()).count("pending") == 2
     assert out.paused[0] and out.paused[2] == "batch" and "404" in out.paused[1]
@@ -159,11 +191,18 @@ async def test_several_runs_of_this_process_lost_pause_the_batch_once(
 # ----------------------------------------------------------------- never lose paid work
 
 
-async def test_skip_racing_completion_keeps_the_paid_answer(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await go(tmp_path, sim, [
-        {"item": K0, "fault": "slow", "seconds": 30},
-        {"item": K0, "fault": "cancel_race"},
-    ], during=skip_when_running)
+async def test_skip_racing_completion_keeps_the_paid_answer(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await go(
+        tmp_path,
+        sim,
+        [
+            {"item": K0, "fault": "slow", "seconds": 30},
+            {"item": K0, "fault": "cancel_race"},
+        ],
+        during=skip_when_running,
+    )
     row = out.rows[K0]
     assert row.state == "done" and row.output and row.cost_usd > 0 and row.price_known == 1
     st = item_stats(out, K0)
@@ -171,9 +210,12 @@ async def test_skip_racing_completion_keeps_the_paid_answer(tmp_path: Path, sim:
     assert wasted(out, K0) == []
 
 
-async def test_skip_that_cancels_counts_what_ran_as_wasted(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await go(tmp_path, sim, [{"item": K0, "fault": "slow", "seconds": 30}],
-                   during=skip_when_running)
+async def test_skip_that_cancels_counts_what_ran_as_wasted(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await go(
+        tmp_path, sim, [{"item": K0, "fault": "slow", "seconds": 30}], during=skip_when_running
+    )
     row = out.rows[K0]
     assert row.state == "skipped" and row.output is None
     st = item_stats(out, K0)
@@ -184,17 +226,25 @@ async def test_skip_that_cancels_counts_what_ran_as_wasted(tmp_path: Path, sim: 
 # ---------------------------------------------------------------------- every run ends
 
 
-@pytest.mark.parametrize("status,words", [
-    ("idle", "idle"),
-    ("requires_continuation", "requires_continuation"),
-    ("paused_for_review", "unknown status 'paused_for_review'"),
-    ("queued", "status 'queued'"),
-])
+@pytest.mark.parametrize(
+    "status,words",
+    [
+        ("idle", "idle"),
+        ("requires_continuation", "requires_continuation"),
+        ("paused_for_review", "unknown status 'paused_for_review'"),
+        ("queued", "status 'queued'"),
+    ],
+)
 async def test_run_that_stops_making_progress_fails_as_stuck(
-        tmp_path: Path, sim: SimulatorThread, status: str, words: str) -> None:
+    tmp_path: Path, sim: SimulatorThread, status: str, words: str
+) -> None:
     t0 = time.monotonic()
-    out = await go(tmp_path, sim, [{"item": K0, "fault": "run_status", "status": status,
-                                    "seconds": 0.05}], stuck_after=0.5)
+    out = await go(
+        tmp_path,
+        sim,
+        [{"item": K0, "fault": "run_status", "status": status, "seconds": 0.05}],
+        stuck_after=0.5,
+    )
     assert time.monotonic() - t0 < 10
     row = out.rows[K0]
     assert row.state == "failed" and row.err_class == "stuck" and row.cause == "stuck run"
@@ -206,20 +256,32 @@ async def test_run_that_stops_making_progress_fails_as_stuck(
 
 
 async def test_run_in_progress_forever_ends_at_max_run_seconds(
-        tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await go(tmp_path, sim, [{"item": K0, "fault": "run_status", "status": "in_progress"}],
-                   stuck_after=0.2, max_run_seconds=1.0)
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await go(
+        tmp_path,
+        sim,
+        [{"item": K0, "fault": "run_status", "status": "in_progress"}],
+        stuck_after=0.2,
+        max_run_seconds=1.0,
+    )
     row = out.rows[K0]
     assert row.state == "failed" and row.err_class == "stuck"
     assert "--max-run-seconds" in (row.err_message or "")
     assert item_stats(out, K0)["launches"] == 1
 
 
-async def test_permanent_error_while_polling_ends_the_item(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await go(tmp_path, sim, [
-        {"item": K0, "fault": "slow", "seconds": 30},
-        {"item": K0, "fault": "http", "code": 400, "on": "get", "times": None},
-    ])
+async def test_permanent_error_while_polling_ends_the_item(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await go(
+        tmp_path,
+        sim,
+        [
+            {"item": K0, "fault": "slow", "seconds": 30},
+            {"item": K0, "fault": "http", "code": 400, "on": "get", "times": None},
+        ],
+    )
     row = out.rows[K0]
     assert row.state == "failed" and row.err_class == "permanent"
     assert "failed for good" in (row.err_message or "")
@@ -230,31 +292,47 @@ async def test_permanent_error_while_polling_ends_the_item(tmp_path: Path, sim: 
 # ------------------------------------------------------------------------- output checks
 
 
-@pytest.mark.parametrize("fault,stop", [
-    ({"fault": "finish", "reason": "MAX_TOKENS"}, "MAX_TOKENS"),
-    ({"fault": "finish", "reason": "SAFETY"}, "SAFETY"),
-    ({"fault": "finish", "reason": "RECITATION"}, "RECITATION"),
-    ({"fault": "blocked", "reason": "SAFETY"}, "prompt blocked: SAFETY"),
-    ({"fault": "empty_candidates"}, "no candidates"),
-])
-async def test_answer_cut_short_is_not_done(tmp_path: Path, sim: SimulatorThread,
-                                            fault: dict[str, Any], stop: str) -> None:
+@pytest.mark.parametrize(
+    "fault,stop",
+    [
+        ({"fault": "finish", "reason": "MAX_TOKENS"}, "MAX_TOKENS"),
+        ({"fault": "finish", "reason": "SAFETY"}, "SAFETY"),
+        ({"fault": "finish", "reason": "RECITATION"}, "RECITATION"),
+        ({"fault": "blocked", "reason": "SAFETY"}, "prompt blocked: SAFETY"),
+        ({"fault": "empty_candidates"}, "no candidates"),
+    ],
+)
+async def test_answer_cut_short_is_not_done(
+    tmp_path: Path, sim: SimulatorThread, fault: dict[str, Any], stop: str
+) -> None:
     items, sim_id = _model_item(tmp_path)
     out = await go(tmp_path, sim, [{"item": sim_id, **fault}], items=items, agent=None, model=MODEL)
     row = out.rows[K0]
-    assert row.state == "failed" and row.err_class == "truncated" and row.cause == "truncated output"
+    assert (
+        row.state == "failed" and row.err_class == "truncated" and row.cause == "truncated output"
+    )
     assert (row.stop_reason or "").startswith(stop) and stop in (row.err_message or "")
-    assert out.sim["items"][sim_id]["creates"] == 1  # not retried: the same request stops the same way
+    assert (
+        out.sim["items"][sim_id]["creates"] == 1
+    )  # not retried: the same request stops the same way
     # it was paid for: the cost is kept and counted as wasted under its cause
     assert [c for c, _ in wasted(out, K0)] == ["truncated output"]
     assert row.cost_usd == pytest.approx(sum(c for _, c in wasted(out, K0)))
 
 
 async def test_accept_truncated_keeps_the_answer_with_its_reason(
-        tmp_path: Path, sim: SimulatorThread) -> None:
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     items, sim_id = _model_item(tmp_path)
-    out = await go(tmp_path, sim, [{"item": sim_id, "fault": "finish", "reason": "MAX_TOKENS"}],
-                   items=items, agent=None, model=MODEL, accept_truncated=True)
+    out = await go(
+        tmp_path,
+        sim,
+        [{"item": sim_id, "fault": "finish", "reason": "MAX_TOKENS"}],
+        items=items,
+        agent=None,
+        model=MODEL,
+        accept_truncated=True,
+    )
     row = out.rows[K0]
     assert row.state == "done" and row.output and (row.stop_reason or "").startswith("MAX_TOKENS")
     assert wasted(out, K0) == []
@@ -264,12 +342,20 @@ async def test_accept_truncated_keeps_the_answer_with_its_reason(
 
 
 async def test_run_without_usage_costs_unknown_and_the_budget_counts_the_worst_case(
-        tmp_path: Path, sim: SimulatorThread) -> None:
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     agent = "deep-research-pro-preview-12-2025"
     worst = load_prices().worst_case(agent)
     assert worst is not None
-    out = await go(tmp_path, sim, [{"any": True, "fault": "usage", "usage": "none", "times": None}],
-                   n=3, concurrency=1, agent=agent, budget_usd=worst * 1.5)
+    out = await go(
+        tmp_path,
+        sim,
+        [{"any": True, "fault": "usage", "usage": "none", "times": None}],
+        n=3,
+        concurrency=1,
+        agent=agent,
+        budget_usd=worst * 1.5,
+    )
     done = [r for r in out.rows.values() if r.state == "done"]
     assert len(done) == 2 and list(out.states().values()).count("pending") == 1
     for r in done:
@@ -281,8 +367,11 @@ async def test_run_without_usage_costs_unknown_and_the_budget_counts_the_worst_c
 
 # ------------------------------------------------------------ invalid output (issue 11)
 
-SCHEMA = {"type": "object", "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
-          "required": ["title", "year"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
+    "required": ["title", "year"],
+}
 
 
 class SchemaEngine(Engine):
@@ -298,22 +387,26 @@ class SchemaEngine(Engine):
         return replace(super().spec_for(row), request_json=self.requests[row.key])
 
 
-async def go_schema(tmp_path: Path, sim: SimulatorThread, faults: list[dict[str, Any]],
-                    **cfg: Any) -> Outcome:
+async def go_schema(
+    tmp_path: Path, sim: SimulatorThread, faults: list[dict[str, Any]], **cfg: Any
+) -> Outcome:
     items = tmp_path / "items.jsonl"
     write_items(items, 1)
     specs = parse_lines(items, items.read_bytes(), SpecDefaults(model=MODEL, schema=SCHEMA))
     SchemaEngine.requests = {i.key: i.request_json for i in specs if i.request_json}
     assert SchemaEngine.requests, "the items file gave no request"
-    return await go(tmp_path, sim, faults, items=items, agent=None, model=MODEL,
-                    engine_cls=SchemaEngine, **cfg)
+    return await go(
+        tmp_path, sim, faults, items=items, agent=None, model=MODEL, engine_cls=SchemaEngine, **cfg
+    )
 
 
 @pytest.mark.parametrize("fault", ["invalid_json", "schema_mismatch"])
 async def test_invalid_output_is_launched_again_then_failed(
-        tmp_path: Path, sim: SimulatorThread, fault: str) -> None:
-    out = await go_schema(tmp_path, sim, [{"any": True, "fault": fault, "times": None}],
-                          invalid_output_retries=1)
+    tmp_path: Path, sim: SimulatorThread, fault: str
+) -> None:
+    out = await go_schema(
+        tmp_path, sim, [{"any": True, "fault": fault, "times": None}], invalid_output_retries=1
+    )
     row = out.rows[K0]
     assert row.state == "failed" and row.err_class == "invalid_output"
     assert row.cause == "invalid output" and "invalid output" in (row.err_message or "")
@@ -326,7 +419,8 @@ async def test_invalid_output_is_launched_again_then_failed(
 
 
 async def test_invalid_output_then_valid_is_done_with_its_json(
-        tmp_path: Path, sim: SimulatorThread) -> None:
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     out = await go_schema(tmp_path, sim, [{"any": True, "fault": "invalid_json", "times": 1}])
     row = out.rows[K0]
     assert row.state == "done" and row.output_json is not None

@@ -57,11 +57,21 @@ class Outcome:
         return {k: r.state for k, r in self.rows.items()}
 
 
-async def run_engine(tmp_path: Path, sim: SimulatorThread, keys_or_n: int | list[str] = 1, *,
-                     faults: list[dict[str, Any]] | None = None, agent: str | None = AGENT,
-                     model: str | None = None, max_attempts: int = 5, concurrency: int = 1,
-                     timeout_s: float = 5.0, backoff: Backoff | None = None,
-                     items: Path | None = None, during: Any = None) -> Outcome:
+async def run_engine(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    keys_or_n: int | list[str] = 1,
+    *,
+    faults: list[dict[str, Any]] | None = None,
+    agent: str | None = AGENT,
+    model: str | None = None,
+    max_attempts: int = 5,
+    concurrency: int = 1,
+    timeout_s: float = 5.0,
+    backoff: Backoff | None = None,
+    items: Path | None = None,
+    during: Any = None,
+) -> Outcome:
     """Run the real engine with the real SDK backend until it stops by itself."""
     if items is None:
         items = tmp_path / "items.jsonl"
@@ -73,9 +83,15 @@ async def run_engine(tmp_path: Path, sim: SimulatorThread, keys_or_n: int | list
     try:
         await store.sync_items(load_items(items))
         backend = GeminiBackend(Credentials(api_key=KEY, base_url=sim.url), timeout_s=timeout_s)
-        cfg = EngineConfig(concurrency=concurrency, max_attempts=max_attempts, agent=agent, model=model,
-                           poll_initial=0.05, poll_max=0.2,
-                           backoff=backoff or Backoff(initial=0.05, maximum=0.2))
+        cfg = EngineConfig(
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            agent=agent,
+            model=model,
+            poll_initial=0.05,
+            poll_max=0.2,
+            backoff=backoff or Backoff(initial=0.05, maximum=0.2),
+        )
         engine = Engine(store, backend, load_prices(), cfg)
         try:
             task = asyncio.create_task(engine.run())
@@ -97,8 +113,10 @@ async def run_engine(tmp_path: Path, sim: SimulatorThread, keys_or_n: int | list
 
 def item_stats(out: Outcome, key: str) -> dict[str, Any]:
     """The simulator's counters for one agent item (keyed by the item's label)."""
-    return out.sim["items"].get(key_label(key), {"launches": 0, "creates": 0, "gets": 0, "cancels": 0,
-                                                  "completed": 0, "runs": []})
+    return out.sim["items"].get(
+        key_label(key),
+        {"launches": 0, "creates": 0, "gets": 0, "cancels": 0, "completed": 0, "runs": []},
+    )
 
 
 def creates_at(sim: SimulatorThread, key: str) -> list[dict[str, Any]]:
@@ -118,9 +136,12 @@ def rate_notes(out: Outcome, key: str) -> list[Event]:
 
 
 @pytest.mark.parametrize("code", [500, 503])
-async def test_server_error_burst_is_retried_one_request_per_attempt(tmp_path: Path, sim: SimulatorThread,
-                                                                     code: int) -> None:
-    out = await run_engine(tmp_path, sim, faults=[{"item": K0, "fault": "http", "code": code, "times": 2}])
+async def test_server_error_burst_is_retried_one_request_per_attempt(
+    tmp_path: Path, sim: SimulatorThread, code: int
+) -> None:
+    out = await run_engine(
+        tmp_path, sim, faults=[{"item": K0, "fault": "http", "code": code, "times": 2}]
+    )
     row = out.rows[K0]
     assert row.state == "done" and row.output
     # two failed attempts and the one that launched the run
@@ -129,7 +150,11 @@ async def test_server_error_burst_is_retried_one_request_per_attempt(tmp_path: P
     assert [e.http_code for e in retries] == [code, code]
     assert all(e.delay is not None and e.delay > 0 for e in retries)
     assert [(e.attempt, e.outcome) for e in out.attempts(K0)] == [
-        (1, "retry"), (2, "retry"), (3, "launched"), (3, "completed")]
+        (1, "retry"),
+        (2, "retry"),
+        (3, "launched"),
+        (3, "completed"),
+    ]
     # SDK retries are off: exactly one request per engine attempt reached the server
     st = item_stats(out, K0)
     assert st["creates"] == 3 and st["launches"] == 1 and st["completed"] == 1
@@ -140,9 +165,16 @@ async def test_server_error_burst_is_retried_one_request_per_attempt(tmp_path: P
     assert out.paused[0] is False
 
 
-async def test_transient_errors_until_max_attempts_fail_the_item(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await run_engine(tmp_path, sim, 2, max_attempts=3,
-                           faults=[{"item": K0, "fault": "http", "code": 503, "times": None}])
+async def test_transient_errors_until_max_attempts_fail_the_item(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await run_engine(
+        tmp_path,
+        sim,
+        2,
+        max_attempts=3,
+        faults=[{"item": K0, "fault": "http", "code": 503, "times": None}],
+    )
     row = out.rows[K0]
     assert row.state == "failed"
     assert row.attempts == 3
@@ -159,9 +191,23 @@ async def test_429_retry_info_delay_is_honoured(tmp_path: Path, sim: SimulatorTh
     # RetryInfo exists only in the models endpoints' Google-RPC bodies (Interactions errors carry
     # no details at all), so the delay is read on the generateContent path
     items, sim_id = _model_item(tmp_path)
-    out = await run_engine(tmp_path, sim, items=items, agent=None, model=MODEL, faults=[{
-        "item": sim_id, "fault": "http", "code": 429, "times": 1, "retry_delay": "0.6s",
-        "quota_id": "GenerateRequestsPerMinutePerProjectPerModel"}])
+    out = await run_engine(
+        tmp_path,
+        sim,
+        items=items,
+        agent=None,
+        model=MODEL,
+        faults=[
+            {
+                "item": sim_id,
+                "fault": "http",
+                "code": 429,
+                "times": 1,
+                "retry_delay": "0.6s",
+                "quota_id": "GenerateRequestsPerMinutePerProjectPerModel",
+            }
+        ],
+    )
     row = out.rows[K0]
     # a per-minute 429 is a "slow down": waited out, never counted toward --max-attempts
     assert row.state == "done" and row.attempts == 1 and out.retries(K0) == []
@@ -173,17 +219,35 @@ async def test_429_retry_info_delay_is_honoured(tmp_path: Path, sim: SimulatorTh
     assert out.paused[0] is False  # per-minute quota: retried, not a batch pause
 
 
-@pytest.mark.parametrize("quota_id,paused", [
-    ("GenerateRequestsPerMinutePerProjectPerModel", False),
-    ("GenerateRequestsPerDayPerProjectPerModel", True),
-])
+@pytest.mark.parametrize(
+    "quota_id,paused",
+    [
+        ("GenerateRequestsPerMinutePerProjectPerModel", False),
+        ("GenerateRequestsPerDayPerProjectPerModel", True),
+    ],
+)
 async def test_429_per_minute_and_per_day_are_told_apart_by_quota_id(
-        tmp_path: Path, sim: SimulatorThread, quota_id: str, paused: bool) -> None:
+    tmp_path: Path, sim: SimulatorThread, quota_id: str, paused: bool
+) -> None:
     # identical answers but for QuotaFailure.violations[].quotaId (models endpoint: RPC bodies)
     items, sim_id = _model_item(tmp_path)
-    out = await run_engine(tmp_path, sim, items=items, agent=None, model=MODEL, faults=[{
-        "item": sim_id, "fault": "http", "code": 429, "times": 1, "retry_delay": "0.1s",
-        "quota_id": quota_id}])
+    out = await run_engine(
+        tmp_path,
+        sim,
+        items=items,
+        agent=None,
+        model=MODEL,
+        faults=[
+            {
+                "item": sim_id,
+                "fault": "http",
+                "code": 429,
+                "times": 1,
+                "retry_delay": "0.1s",
+                "quota_id": quota_id,
+            }
+        ],
+    )
     row = out.rows[K0]
     assert out.paused[0] is paused
     if paused:
@@ -197,11 +261,13 @@ async def test_429_per_minute_and_per_day_are_told_apart_by_quota_id(
 
 @pytest.mark.parametrize("fault,paused", [("http", False), ("per_day_quota", True)])
 async def test_interactions_429_without_details_is_a_rate_limit_unless_quota_exceeded(
-        tmp_path: Path, sim: SimulatorThread, fault: str, paused: bool) -> None:
+    tmp_path: Path, sim: SimulatorThread, fault: str, paused: bool
+) -> None:
     # Interactions answer {"error": {"code": "<string>", "message": ...}}: too_many_requests is a
     # rate limit (retried), quota_exceeded is Google's daily quota (the batch pauses)
-    out = await run_engine(tmp_path, sim, faults=[{
-        "item": K0, "fault": fault, "code": 429, "times": 1}])
+    out = await run_engine(
+        tmp_path, sim, faults=[{"item": K0, "fault": fault, "code": 429, "times": 1}]
+    )
     row = out.rows[K0]
     assert out.paused[0] is paused
     if paused:
@@ -213,8 +279,11 @@ async def test_interactions_429_without_details_is_a_rate_limit_unless_quota_exc
 
 
 async def test_retry_after_header_is_honoured(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await run_engine(tmp_path, sim, faults=[{
-        "item": K0, "fault": "http", "code": 429, "times": 1, "retry_after": 0.6}])
+    out = await run_engine(
+        tmp_path,
+        sim,
+        faults=[{"item": K0, "fault": "http", "code": 429, "times": 1, "retry_after": 0.6}],
+    )
     row = out.rows[K0]
     assert row.state == "done" and row.attempts == 1 and out.retries(K0) == []
     (note,) = rate_notes(out, K0)
@@ -224,9 +293,15 @@ async def test_retry_after_header_is_honoured(tmp_path: Path, sim: SimulatorThre
     assert reqs[1]["t"] - reqs[0]["t"] >= 0.6
 
 
-async def test_timeout_on_create_is_an_in_doubt_launch(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await run_engine(tmp_path, sim, timeout_s=0.4,
-                           faults=[{"item": K0, "fault": "hang", "seconds": 3, "times": 1}])
+async def test_timeout_on_create_is_an_in_doubt_launch(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await run_engine(
+        tmp_path,
+        sim,
+        timeout_s=0.4,
+        faults=[{"item": K0, "fault": "hang", "seconds": 3, "times": 1}],
+    )
     row = out.rows[K0]
     assert row.state == "done" and row.attempts == 2
     (retry,) = out.retries(K0)
@@ -239,7 +314,9 @@ async def test_timeout_on_create_is_an_in_doubt_launch(tmp_path: Path, sim: Simu
     assert out.sim["by_code"].get("hung") == 1
 
 
-async def test_dropped_connection_on_create_is_an_in_doubt_launch(tmp_path: Path, sim: SimulatorThread) -> None:
+async def test_dropped_connection_on_create_is_an_in_doubt_launch(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     out = await run_engine(tmp_path, sim, faults=[{"item": K0, "fault": "drop", "times": 1}])
     row = out.rows[K0]
     assert row.state == "done" and row.attempts == 2
@@ -252,8 +329,11 @@ async def test_dropped_connection_on_create_is_an_in_doubt_launch(tmp_path: Path
 
 
 async def test_run_created_then_connection_dropped_is_relaunched_and_counted(
-        tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await run_engine(tmp_path, sim, faults=[{"item": K0, "fault": "create_then_drop", "times": 1}])
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await run_engine(
+        tmp_path, sim, faults=[{"item": K0, "fault": "create_then_drop", "times": 1}]
+    )
     row = out.rows[K0]
     assert row.state == "done" and row.attempts == 2
     assert row.relaunches == 1
@@ -267,8 +347,9 @@ async def test_run_created_then_connection_dropped_is_relaunched_and_counted(
 
 
 async def test_400_fails_the_item_at_once(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await run_engine(tmp_path, sim, 2,
-                           faults=[{"item": K0, "fault": "http", "code": 400, "times": None}])
+    out = await run_engine(
+        tmp_path, sim, 2, faults=[{"item": K0, "fault": "http", "code": 400, "times": None}]
+    )
     row = out.rows[K0]
     assert row.state == "failed"
     assert row.attempts == 1
@@ -290,7 +371,9 @@ def _assert_batch_paused(out: Outcome, n: int, first_creates: int = 1) -> None:
         key = f"item-{i:04d}"
         row = out.rows[key]
         assert row.state == "pending", (key, row.state)
-        assert row.attempts == 0 and row.err_code is None and row.run_id is None and row.owner is None
+        assert (
+            row.attempts == 0 and row.err_code is None and row.run_id is None and row.owner is None
+        )
         assert out.retries(key) == []
     assert item_stats(out, K0)["creates"] == first_creates
     for i in range(1, n):
@@ -299,8 +382,12 @@ def _assert_batch_paused(out: Outcome, n: int, first_creates: int = 1) -> None:
 
 
 @pytest.mark.parametrize("code,word", [(401, "bad API key"), (403, "no permission")])
-async def test_auth_errors_pause_the_batch(tmp_path: Path, sim: SimulatorThread, code: int, word: str) -> None:
-    out = await run_engine(tmp_path, sim, 3, faults=[{"any": True, "fault": "http", "code": code, "times": None}])
+async def test_auth_errors_pause_the_batch(
+    tmp_path: Path, sim: SimulatorThread, code: int, word: str
+) -> None:
+    out = await run_engine(
+        tmp_path, sim, 3, faults=[{"any": True, "fault": "http", "code": code, "times": None}]
+    )
     _assert_batch_paused(out, 3)
     assert word in out.paused[1] and str(code) in out.paused[1]
 
@@ -313,17 +400,25 @@ async def test_unknown_agent_pauses_the_batch(tmp_path: Path, sim: SimulatorThre
 
 
 async def test_per_day_quota_pauses_the_batch(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await run_engine(tmp_path, sim, 3, faults=[{"any": True, "fault": "per_day_quota", "times": None}])
+    out = await run_engine(
+        tmp_path, sim, 3, faults=[{"any": True, "fault": "per_day_quota", "times": None}]
+    )
     _assert_batch_paused(out, 3)
     assert "per-day quota" in out.paused[1]
     assert out.sim["by_code"] == {"429": 1}
 
 
 async def test_per_day_quota_with_launches_in_flight_pauses_instead_of_waiting_a_day(
-        tmp_path: Path, sim: SimulatorThread) -> None:
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     """Its RetryInfo says 3600 s: other workers must not sit out that delay before the batch stops."""
-    out = await run_engine(tmp_path, sim, 6, concurrency=4,
-                           faults=[{"any": True, "fault": "per_day_quota", "times": None}])
+    out = await run_engine(
+        tmp_path,
+        sim,
+        6,
+        concurrency=4,
+        faults=[{"any": True, "fault": "per_day_quota", "times": None}],
+    )
     assert out.paused[0] is True and "per-day quota" in out.paused[1]
     assert out.states() == {f"item-{i:04d}": "pending" for i in range(6)}
     assert all(r.attempts == 0 and r.err_code is None for r in out.rows.values())
@@ -335,14 +430,29 @@ async def test_per_day_quota_with_launches_in_flight_pauses_instead_of_waiting_a
 # ---------------------------------------------------------------------- while polling
 
 
-async def test_transient_errors_while_polling_never_fail_the_item(tmp_path: Path, sim: SimulatorThread) -> None:
+async def test_transient_errors_while_polling_never_fail_the_item(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     # more failed polls than --max-attempts allows launches: polling errors are not attempts
-    out = await run_engine(tmp_path, sim, max_attempts=2, timeout_s=0.4, faults=[
-        {"item": K0, "fault": "http", "code": 503, "on": "get", "times": 3},
-        {"item": K0, "fault": "http", "code": 429, "on": "get", "retry_delay": "0.1s", "times": 1},
-        {"item": K0, "fault": "drop", "on": "get", "times": 1},
-        {"item": K0, "fault": "hang", "on": "get", "seconds": 3, "times": 1},
-    ])
+    out = await run_engine(
+        tmp_path,
+        sim,
+        max_attempts=2,
+        timeout_s=0.4,
+        faults=[
+            {"item": K0, "fault": "http", "code": 503, "on": "get", "times": 3},
+            {
+                "item": K0,
+                "fault": "http",
+                "code": 429,
+                "on": "get",
+                "retry_delay": "0.1s",
+                "times": 1,
+            },
+            {"item": K0, "fault": "drop", "on": "get", "times": 1},
+            {"item": K0, "fault": "hang", "on": "get", "seconds": 3, "times": 1},
+        ],
+    )
     row = out.rows[K0]
     assert row.state == "done" and row.output
     assert row.attempts == 1 and row.relaunches == 0 and row.err_code is None
@@ -360,10 +470,13 @@ async def test_transient_errors_while_polling_never_fail_the_item(tmp_path: Path
 
 
 async def test_run_unknown_to_the_service_is_lost_never_launched_again(
-        tmp_path: Path, sim: SimulatorThread) -> None:
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     # a 404 for a recorded run: the run may still be going (and billing) under another key or
     # project; launching again could pay twice, so the item is "lost" until a user retries it
-    out = await run_engine(tmp_path, sim, faults=[{"item": K0, "fault": "lost", "on": "get", "times": 1}])
+    out = await run_engine(
+        tmp_path, sim, faults=[{"item": K0, "fault": "lost", "on": "get", "times": 1}]
+    )
     row = out.rows[K0]
     assert row.state == "lost" and row.err_class == "lost" and row.cause == "lost run"
     assert row.relaunches == 0 and row.attempts == 1
@@ -379,22 +492,42 @@ async def test_run_unknown_to_the_service_is_lost_never_launched_again(
 # ----------------------------------------------------------------- how the run ended
 
 
-async def test_run_ended_failed_fails_the_item_without_retry(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await run_engine(tmp_path, sim, faults=[{
-        "item": K0, "fault": "run_failed", "status": "failed", "error_code": "INTERNAL",
-        "message": "research step crashed", "times": None}])
+async def test_run_ended_failed_fails_the_item_without_retry(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await run_engine(
+        tmp_path,
+        sim,
+        faults=[
+            {
+                "item": K0,
+                "fault": "run_failed",
+                "status": "failed",
+                "error_code": "INTERNAL",
+                "message": "research step crashed",
+                "times": None,
+            }
+        ],
+    )
     row = out.rows[K0]
     assert row.state == "failed"
     assert row.attempts == 1
     assert row.err_class == "run"
-    assert "run ended failed" in (row.err_message or "") and "research step crashed" in (row.err_message or "")
+    assert "run ended failed" in (row.err_message or "") and "research step crashed" in (
+        row.err_message or ""
+    )
     st = item_stats(out, K0)
     assert st["creates"] == 1 and st["launches"] == 1 and st["completed"] == 0
 
 
-async def test_requires_action_is_reported_as_needing_a_human(tmp_path: Path, sim: SimulatorThread) -> None:
-    out = await run_engine(tmp_path, sim, faults=[{
-        "item": K0, "fault": "run_failed", "status": "requires_action", "times": None}])
+async def test_requires_action_is_reported_as_needing_a_human(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    out = await run_engine(
+        tmp_path,
+        sim,
+        faults=[{"item": K0, "fault": "run_failed", "status": "requires_action", "times": None}],
+    )
     row = out.rows[K0]
     assert row.state == "failed"
     assert row.attempts == 1
@@ -414,8 +547,12 @@ async def test_skip_cancels_the_run_on_the_service(tmp_path: Path, sim: Simulato
             raise AssertionError("never running")
         assert await store.skip([K0]) == {K0: "cancelling"}
 
-    out = await run_engine(tmp_path, sim, faults=[{"item": K0, "fault": "slow", "seconds": 30, "times": 1}],
-                           during=skip_once_running)
+    out = await run_engine(
+        tmp_path,
+        sim,
+        faults=[{"item": K0, "fault": "slow", "seconds": 30, "times": 1}],
+        during=skip_once_running,
+    )
     row = out.rows[K0]
     assert row.state == "skipped"
     assert row.attempts == 1
@@ -439,8 +576,14 @@ def _model_item(tmp_path: Path) -> tuple[Path, str]:
 
 async def test_model_400_fails_at_once(tmp_path: Path, sim: SimulatorThread) -> None:
     items, sim_id = _model_item(tmp_path)
-    out = await run_engine(tmp_path, sim, items=items, agent=None, model=MODEL,
-                           faults=[{"item": sim_id, "fault": "http", "code": 400, "times": None}])
+    out = await run_engine(
+        tmp_path,
+        sim,
+        items=items,
+        agent=None,
+        model=MODEL,
+        faults=[{"item": sim_id, "fault": "http", "code": 400, "times": None}],
+    )
     row = out.rows[K0]
     assert row.state == "failed" and row.attempts == 1 and row.err_code == 400
     assert out.sim["by_route"]["generate"] == 1 and out.sim["by_route"]["create"] == 0
@@ -449,8 +592,14 @@ async def test_model_400_fails_at_once(tmp_path: Path, sim: SimulatorThread) -> 
 
 async def test_model_503_is_retried(tmp_path: Path, sim: SimulatorThread) -> None:
     items, sim_id = _model_item(tmp_path)
-    out = await run_engine(tmp_path, sim, items=items, agent=None, model=MODEL,
-                           faults=[{"item": sim_id, "fault": "http", "code": 503, "times": 2}])
+    out = await run_engine(
+        tmp_path,
+        sim,
+        items=items,
+        agent=None,
+        model=MODEL,
+        faults=[{"item": sim_id, "fault": "http", "code": 503, "times": 2}],
+    )
     row = out.rows[K0]
     assert row.state == "done" and row.output
     assert row.attempts == 3
@@ -461,11 +610,19 @@ async def test_model_503_is_retried(tmp_path: Path, sim: SimulatorThread) -> Non
 
 
 @pytest.mark.parametrize("fault", ["drop", "hang"])
-async def test_model_network_failure_is_retried_as_in_doubt(tmp_path: Path, sim: SimulatorThread,
-                                                             fault: str) -> None:
+async def test_model_network_failure_is_retried_as_in_doubt(
+    tmp_path: Path, sim: SimulatorThread, fault: str
+) -> None:
     items, sim_id = _model_item(tmp_path)
-    out = await run_engine(tmp_path, sim, items=items, agent=None, model=MODEL, timeout_s=0.4,
-                           faults=[{"item": sim_id, "fault": fault, "seconds": 3, "times": 1}])
+    out = await run_engine(
+        tmp_path,
+        sim,
+        items=items,
+        agent=None,
+        model=MODEL,
+        timeout_s=0.4,
+        faults=[{"item": sim_id, "fault": fault, "seconds": 3, "times": 1}],
+    )
     row = out.rows[K0]
     assert row.state == "done" and row.output
     assert row.attempts == 2 and row.relaunches == 1
@@ -490,17 +647,23 @@ LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 
 
-async def test_labels_the_simulator_received_follow_googles_rules(tmp_path: Path, sim: SimulatorThread) -> None:
+async def test_labels_the_simulator_received_follow_googles_rules(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     items = tmp_path / "items.jsonl"
     keys = ["Ärger/ÜBER Größe " + "x" * 200, "UPPER case KEY", "doi:10.1000/XYZ-123"]
-    items.write_text("".join(json.dumps({"key": k, "payload": f"text {i}"}) + "\n" for i, k in enumerate(keys)),
-                     encoding="utf-8")
+    items.write_text(
+        "".join(json.dumps({"key": k, "payload": f"text {i}"}) + "\n" for i, k in enumerate(keys)),
+        encoding="utf-8",
+    )
     out = await run_engine(tmp_path, sim, items=items)
     assert out.states() == dict.fromkeys(keys, "done")
     seen = set()
     for key in keys:
         run_id = out.rows[key].run_id
-        req = urllib.request.Request(f"{sim.url}/v1/interactions/{run_id}", headers={"x-goog-api-key": KEY})
+        req = urllib.request.Request(
+            f"{sim.url}/v1/interactions/{run_id}", headers={"x-goog-api-key": KEY}
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:
             labels = json.load(resp)["labels"]
         assert labels, key
@@ -518,13 +681,19 @@ async def test_labels_the_simulator_received_follow_googles_rules(tmp_path: Path
 def _db_rows(db: Path) -> dict[str, tuple[str, int, int | None, str | None]]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return {k: (st, att, code, run_id) for k, st, att, code, run_id in con.execute(
-            "SELECT key, state, attempts, err_code, run_id FROM items ORDER BY seq")}
+        return {
+            k: (st, att, code, run_id)
+            for k, st, att, code, run_id in con.execute(
+                "SELECT key, state, attempts, err_code, run_id FROM items ORDER BY seq"
+            )
+        }
     finally:
         con.close()
 
 
-def test_no_key_is_one_clear_line_before_anything_is_claimed(tmp_path: Path, sim: SimulatorThread) -> None:
+def test_no_key_is_one_clear_line_before_anything_is_claimed(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     items, db = tmp_path / "items.jsonl", tmp_path / "batch.db"
     write_items(items, 3)
     env = cli_env(sim.url)
@@ -540,7 +709,8 @@ def test_no_key_is_one_clear_line_before_anything_is_claimed(tmp_path: Path, sim
 
 @pytest.mark.parametrize("cause", ["401", "403", "unknown-agent", "per-day-quota"])
 def test_batch_level_failure_exits_3_with_one_message_and_fails_nothing(
-        tmp_path: Path, sim: SimulatorThread, cause: str) -> None:
+    tmp_path: Path, sim: SimulatorThread, cause: str
+) -> None:
     items, db = tmp_path / "items.jsonl", tmp_path / "batch.db"
     keys = write_items(items, 6)
     agent, words = AGENT, ""
@@ -553,8 +723,11 @@ def test_batch_level_failure_exits_3_with_one_message_and_fails_nothing(
     else:
         agent, words = "no-such-agent-12-2099", "unknown agent"
     t0 = time.monotonic()
-    out = run_cli([str(items), "--headless", "--db", str(db), "--agent", agent, "--concurrency", "2", *FAST],
-                  env=cli_env(sim.url), timeout=30)
+    out = run_cli(
+        [str(items), "--headless", "--db", str(db), "--agent", agent, "--concurrency", "2", *FAST],
+        env=cli_env(sim.url),
+        timeout=30,
+    )
     assert time.monotonic() - t0 < 20  # a per-day quota's hour-long RetryInfo is not waited out
     assert out.returncode == 3, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]
@@ -570,23 +743,47 @@ def test_batch_level_failure_exits_3_with_one_message_and_fails_nothing(
     assert stats["requests"] == sum(s["creates"] for s in stats["items"].values())
 
 
-def test_api_key_never_reaches_checkpoint_log_or_export(tmp_path: Path, sim: SimulatorThread) -> None:
+def test_api_key_never_reaches_checkpoint_log_or_export(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
     items, db = tmp_path / "items.jsonl", tmp_path / "batch.db"
     keys = write_items(items, 5)
     # a service or proxy that echoes the key back (not a bad-key message: that pauses the batch)
     echo = f"Request contains an invalid argument: {KEY}"
-    sim.set_faults([
-        {"item": keys[0], "fault": "http", "code": 400, "message": echo, "times": None},
-        {"item": keys[1], "fault": "http", "code": 503, "message": echo, "times": 1},
-        {"item": keys[2], "fault": "drop", "times": 1},
-        {"item": keys[3], "fault": "run_failed", "status": "failed", "message": echo, "times": None},
-        {"item": keys[4], "fault": "http", "code": 503, "on": "get", "message": echo, "times": 1},
-    ])
-    out = run_cli([str(items), "--headless", "--db", str(db), "--agent", AGENT, *FAST], env=cli_env(sim.url))
+    sim.set_faults(
+        [
+            {"item": keys[0], "fault": "http", "code": 400, "message": echo, "times": None},
+            {"item": keys[1], "fault": "http", "code": 503, "message": echo, "times": 1},
+            {"item": keys[2], "fault": "drop", "times": 1},
+            {
+                "item": keys[3],
+                "fault": "run_failed",
+                "status": "failed",
+                "message": echo,
+                "times": None,
+            },
+            {
+                "item": keys[4],
+                "fault": "http",
+                "code": 503,
+                "on": "get",
+                "message": echo,
+                "times": 1,
+            },
+        ]
+    )
+    out = run_cli(
+        [str(items), "--headless", "--db", str(db), "--agent", AGENT, *FAST], env=cli_env(sim.url)
+    )
     assert out.returncode == 1, out.stderr  # two items failed
     rows = _db_rows(db)
     assert {k: v[0] for k, v in rows.items()} == {
-        keys[0]: "failed", keys[1]: "done", keys[2]: "done", keys[3]: "failed", keys[4]: "done"}
+        keys[0]: "failed",
+        keys[1]: "done",
+        keys[2]: "done",
+        keys[3]: "failed",
+        keys[4]: "done",
+    }
     exported = run_cli(["export", "--db", str(db)])
     assert exported.returncode == 0
     assert "invalid argument" in exported.stdout  # the message is kept, only the key is not

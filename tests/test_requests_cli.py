@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import FAST, cli_env, export, run_cli, write_items
 
 from tuibatch.output_check import check_output
@@ -20,13 +19,6 @@ SCHEMA = {
     "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
     "required": ["title", "year"],
 }
-#: Until the store's sync writes ``Item.request_json`` to the ``request`` column and the engine
-#: launches from it (``LaunchSpec(request_json=row.request)``) and stores the checked answer in
-#: ``output_json``, these fail; strict: once they pass, remove the marker.
-needs_wiring = pytest.mark.xfail(
-    strict=True,
-    reason="store sync writes request; the engine launches from it and stores output_json",
-)
 
 
 def batch_api_file(path: Path, n: int) -> list[dict[str, Any]]:
@@ -83,7 +75,6 @@ def test_a_batch_api_file_runs_unchanged(tmp_path: Path, sim: SimulatorThread) -
     assert [r["input"] for r in exported] == [ln["request"] for ln in lines]
 
 
-@needs_wiring
 def test_a_batch_api_file_arrives_as_written_and_exports_json_values(
     tmp_path: Path, sim: SimulatorThread
 ) -> None:
@@ -104,7 +95,6 @@ def test_a_batch_api_file_arrives_as_written_and_exports_json_values(
         assert check_output(json.dumps(record["output"]), SCHEMA).ok
 
 
-@needs_wiring
 def test_config_schema_and_instruction_flags_arrive(tmp_path: Path, sim: SimulatorThread) -> None:
     items = tmp_path / "items.jsonl"
     write_items(items, 2)
@@ -151,9 +141,6 @@ def test_a_changed_config_on_a_finished_key_is_refused(
     assert "3 changed item(s) put back to pending" in out.stderr
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the store's sync must accept Item.legacy_hash as unchanged (coordinator)"
-)
 def test_a_checkpoint_of_the_first_release_resumes_without_changes(
     tmp_path: Path, sim: SimulatorThread
 ) -> None:

@@ -11,12 +11,19 @@ from tuibatch.sim import SimulatorThread
 
 
 def test_failures_and_waste_are_summed_up_by_cause(tmp_path: Path, sim: SimulatorThread) -> None:
-    sim.set_faults([
-        {"item": "item-0001", "fault": "run_status", "status": "idle", "times": None},
-        {"item": "item-0002", "fault": "run_failed", "message": "research step crashed", "times": None},
-        {"item": "item-0003", "fault": "run_failed", "message": "another crash", "times": None},
-        {"item": "item-0004", "fault": "lost", "on": "get", "times": None},
-    ])
+    sim.set_faults(
+        [
+            {"item": "item-0001", "fault": "run_status", "status": "idle", "times": None},
+            {
+                "item": "item-0002",
+                "fault": "run_failed",
+                "message": "research step crashed",
+                "times": None,
+            },
+            {"item": "item-0003", "fault": "run_failed", "message": "another crash", "times": None},
+            {"item": "item-0004", "fault": "lost", "on": "get", "times": None},
+        ]
+    )
     _items, db, _keys, args = new_batch(tmp_path, 6, "--stuck-after", "0.3")
     env = cli_env(sim.url)
     out = run_cli(args, env=env, timeout=60)
@@ -40,14 +47,20 @@ def test_failures_and_waste_are_summed_up_by_cause(tmp_path: Path, sim: Simulato
 
     status = run_cli(["status", "--db", str(db)], env=env)
     assert status.returncode == 0
-    for line in ("failed: 2 × run failed", "failed: 1 × stuck run", "failed: 1 × lost run",
-                 "wasted by cause: "):
+    for line in (
+        "failed: 2 × run failed",
+        "failed: 1 × stuck run",
+        "failed: 1 × lost run",
+        "wasted by cause: ",
+    ):
         assert line in status.stdout, line
     # the waste by cause adds up to the wasted total shown above it
     wasted_line = next(x for x in status.stdout.splitlines() if x.startswith("cost $"))
     total = float(wasted_line.split("wasted $")[1].split(";")[0])
     by_cause = next(x for x in status.stdout.splitlines() if x.startswith("wasted by cause: "))
-    parts = [p.split("$")[1].split(" ")[0] for p in by_cause.split(": ", 1)[1].split(", ") if "$" in p]
+    parts = [
+        p.split("$")[1].split(" ")[0] for p in by_cause.split(": ", 1)[1].split(", ") if "$" in p
+    ]
     assert abs(sum(float(p) for p in parts) - total) < 1e-4
     assert total > 0
     assert "1 item(s) cost unknown: no usage reported" in status.stdout

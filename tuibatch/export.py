@@ -71,8 +71,14 @@ def format_for(fmt: str | None, output: Path | None) -> str:
 
 
 def input_value(row: Row) -> Any:
-    """The line's payload (or request, or input) as the user wrote it."""
+    """The line's payload (or request, or input) as the user wrote it; else the request sent."""
     if not row.payload:
+        request = getattr(row, "request", None)
+        if request:
+            try:
+                return json.loads(request)
+            except ValueError:
+                pass
         return row.input
     try:
         return json.loads(row.payload)

@@ -71,10 +71,16 @@ class RunStatus(_StrEnum):
 
 
 #: statuses after which a run never changes again on its own
-TERMINAL_RUN = frozenset({
-    RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INCOMPLETE,
-    RunStatus.BUDGET_EXCEEDED, RunStatus.REQUIRES_ACTION,
-})
+TERMINAL_RUN = frozenset(
+    {
+        RunStatus.COMPLETED,
+        RunStatus.FAILED,
+        RunStatus.CANCELLED,
+        RunStatus.INCOMPLETE,
+        RunStatus.BUDGET_EXCEEDED,
+        RunStatus.REQUIRES_ACTION,
+    }
+)
 
 
 class ErrorClass(_StrEnum):

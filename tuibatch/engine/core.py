@@ -209,6 +209,7 @@ class Engine(Launcher, Runs):
             model=model,
             instruction=row.instruction or self.cfg.instruction,
             labels={"tuibatch_item": key_label(row.key), "tuibatch_batch": self._batch_id},
+            request_json=row.request,
         )
 
     async def _process(self, claim: Claim) -> None:

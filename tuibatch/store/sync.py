@@ -28,7 +28,13 @@ def sync_items(con: sqlite3.Connection, items: Sequence[Item], rerun_changed: bo
             k: (seq, h) for seq, k, h in con.execute("SELECT seq, key, payload_hash FROM items")
         }
         next_seq = max((v[0] for v in known.values()), default=-1) + 1
-        changed = [it for it in items if it.key in known and known[it.key][1] != it.payload_hash]
+        # a checkpoint written before requests were fingerprinted holds the first release's hash:
+        # the same request under the old hash is unchanged (its row keeps request NULL: sent as then)
+        changed = [
+            it
+            for it in items
+            if it.key in known and known[it.key][1] not in (it.payload_hash, it.legacy_hash)
+        ]
         if changed and not rerun_changed:
             report.changed = [it.key for it in changed]
             raise ChangedKeys(report)
@@ -46,6 +52,7 @@ def sync_items(con: sqlite3.Connection, items: Sequence[Item], rerun_changed: bo
                         it.agent,
                         it.model,
                         it.instruction,
+                        it.request_json,
                         now,
                         now,
                     )
@@ -54,7 +61,7 @@ def sync_items(con: sqlite3.Connection, items: Sequence[Item], rerun_changed: bo
         if new_rows:
             con.executemany(
                 "INSERT INTO items(seq, key, payload_hash, input, payload, agent, model,"
-                " instruction, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " instruction, request, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 new_rows,
             )
             if len(new_rows) <= ADDED_EVENTS_MAX:
@@ -99,14 +106,16 @@ def _rerun(con: sqlite3.Connection, seq: int, it: Item, now: float, report: Sync
                 "old_state": old.state.value,
                 "old_run_id": old.run_id,
                 "old_output": old.output,
+                "old_output_json": old.output_json,
                 "old_error": old.err_message,
             }
         ),
     )
     con.execute(
         "UPDATE items SET payload_hash=?, input=?, payload=?, agent=?, model=?, instruction=?,"
-        " state=?, run_id=NULL, run_target=NULL, owner=NULL, lease_until=NULL,"
-        " round_base=attempts, output=NULL, err_class=NULL, err_code=NULL, err_message=NULL,"
+        " request=?, state=?, run_id=NULL, run_target=NULL, owner=NULL, lease_until=NULL,"
+        " round_base=attempts, output=NULL, output_json=NULL, stop_reason=NULL, cause=NULL,"
+        " err_class=NULL, err_code=NULL, err_message=NULL,"
         " err_delay=NULL, cancel_requested=0, finished_at=NULL, updated_at=? WHERE seq=?",
         (
             it.payload_hash,
@@ -115,6 +124,7 @@ def _rerun(con: sqlite3.Connection, seq: int, it: Item, now: float, report: Sync
             it.agent,
             it.model,
             it.instruction,
+            it.request_json,
             ItemState.PENDING,
             now,
             seq,
