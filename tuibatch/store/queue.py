@@ -324,47 +324,22 @@ class Queue:
         price_known: bool,
     ) -> Row:
         """Commit a settled state with its result; a finished result is never overwritten."""
-        now = time.time()
+        from .results import Facts, settle  # results builds on the queue: imported when used
+
         with write(con):
-            row = self._mine(con, seq)
-            attempts = row.attempts + (1 if count_attempt else 0)
-            ok = state is ItemState.DONE
-            err = (None,) * 4 if ok else (error_class, a.http_code, a.message, a.delay)
-            r = con.execute(
-                "UPDATE items SET state=?, run_id=coalesce(?, run_id), output=?, attempts=?,"
-                " tokens_in=tokens_in+?, tokens_out=tokens_out+?, tokens_thought=tokens_thought+?,"
-                " cost_usd=cost_usd+?, price_known=price_known*?, err_class=?, err_code=?,"
-                " err_message=?, err_delay=?, owner=NULL, lease_until=NULL, cancel_requested=0,"
-                f" finished_at=?, updated_at=? WHERE seq=? RETURNING {ITEM_COLUMNS}",
-                (
-                    state,
-                    run_id,
-                    output,
-                    attempts,
-                    a.tokens_in,
-                    a.tokens_out,
-                    a.tokens_thought,
-                    a.cost_usd,
-                    int(price_known),
-                    *err,
-                    now,
-                    now,
-                    seq,
-                ),
-            ).fetchone()
-            if a.tokens_in or a.tokens_out or a.cost_usd or count_attempt:
-                append(con, seq, EventKind.ATTEMPT, attempt=attempts, a=a, now=now)
-            append(
+            return settle(
+                self,
                 con,
                 seq,
-                EventKind.STATE,
-                state=state,
-                attempt=attempts,
-                message=None if ok else a.message,
-                now=now,
+                state,
+                a=a,
+                facts=Facts(),
+                run_id=run_id,
+                output=output,
+                error_class=error_class,
+                count_attempt=count_attempt,
+                price_known=price_known,
             )
-        self._fences.pop(seq, None)
-        return Row.from_db(r)
 
     def unclaim(self, con: sqlite3.Connection, seq: int, why: str) -> None:
         """Give an unlaunched item back (batch-level pause, stop): not failed, not attempted."""
