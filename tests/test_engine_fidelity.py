@@ -429,3 +429,40 @@ async def test_invalid_output_then_valid_is_done_with_its_json(
     assert len([r for r in sim.requests() if r["route"] == "generate"]) == 2
     ((cause, cost),) = wasted(out, K0)
     assert cause == "invalid output" and 0 < cost < row.cost_usd
+
+
+def test_a_lost_network_pauses_then_the_batch_resumes_by_itself_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """No route to the API: nothing fails, the worker waits; the API comes back: it carries on."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on (yet)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _items, db, keys, args = new_batch(tmp_path, 3, "--concurrency", "1")
+    env = cli_env(f"http://127.0.0.1:{port}", TUIBATCH_NETWORK_PROBE_SECONDS="0.2")
+    proc = start_cli(args, env=env)
+
+    def pause_reason() -> str:
+        if not db.exists():
+            return ""
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            r = con.execute("SELECT v FROM control WHERE k='pause_reason'").fetchone()
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return ""
+        finally:
+            con.close()
+        return str(r[0]) if r else ""
+
+    wait_until(lambda: "cannot reach the API" in pause_reason(), timeout=60, what="the pause")
+    assert proc.poll() is None, "the worker must wait for the network, not exit"
+    assert _count(db, "failed") == 0 and _count(db, "done") == 0
+    with SimulatorThread(port=port, run_seconds=0.05) as sim:
+        _out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        assert "trying again every" in err and "the API answers again" in err, err
+        stats = sim.stats()["items"]
+    assert _count(db, "done") == 3
+    assert all(s["launches"] == 1 for s in stats.values()) and len(stats) == 3

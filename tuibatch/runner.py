@@ -26,6 +26,7 @@ from .store import ChangedKeys, CheckpointError, Store, Totals, fallback
 from .store.errors import StorageError
 
 if TYPE_CHECKING:
+    from .backends.gemini import GeminiBackend
     from .engine import Engine, EngineConfig
     from .request_spec import SpecDefaults
 
@@ -316,6 +317,12 @@ async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> Ex
     fallback.reserve(options.db)
     try:
         await engine.run()
+        # no route to the API paused the batch: wait for the network, then carry on
+        while _network_lost(engine) and await _network_back(backend, engine):
+            await store.set_paused(False, "the API answers again: resuming")
+            engine = Engine(store, backend, prices, engine_config(options), probe=probe)
+            install_signals(engine)
+            await engine.run()
     finally:
         reporter.cancel()
         await backend.close()
@@ -336,6 +343,46 @@ async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> Ex
     return outcome(
         t, interrupted=engine.interrupted, paused=engine.pause.active, reason=engine.pause.reason
     )
+
+
+def _network_lost(engine: Engine) -> bool:
+    pause = engine.pause
+    return (
+        not engine.interrupted
+        and engine.storage_error is None
+        and pause.active
+        and pause.kind is PauseKind.BATCH
+        and "cannot reach the API" in pause.reason
+    )
+
+
+async def _network_back(backend: GeminiBackend, engine: Engine) -> bool:
+    """Probe the API (a free models list) until it answers or the user stops; True when it does.
+
+    Any answer, even an error, means the network is back: what it says is for the engine to judge.
+    """
+    every = float(os.environ.get("TUIBATCH_NETWORK_PROBE_SECONDS", "15"))
+    logs.notice.warning(
+        "cannot reach the API: the batch is paused and nothing was failed; trying again every"
+        " %gs (Ctrl-C stops)",
+        every,
+    )
+    while not engine.interrupted:
+        deadline = time.monotonic() + every
+        while time.monotonic() < deadline and not engine.interrupted:
+            await asyncio.sleep(min(0.2, every))
+        if engine.interrupted:
+            break
+        from .policy import Failure
+
+        try:
+            await backend.list_models()
+        except Failure as f:
+            if f.unreachable:
+                continue
+        logs.notice.info("the API answers again: resuming")
+        return True
+    return False
 
 
 def outcome(t: Totals, *, interrupted: bool, paused: bool, reason: str) -> ExitCode:
