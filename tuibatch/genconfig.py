@@ -29,7 +29,7 @@ import pydantic
 from google.genai import types
 from pydantic.alias_generators import to_camel
 
-from .items import InputError, canonical
+from .items import InputError, canonical, read_json_file
 
 #: Config fields a file may not set: they steer the HTTP client (a base URL or headers
 #: from an items file could send the API key elsewhere) or hold Python callables.
@@ -247,22 +247,7 @@ class ConfigCache:
 
 def load_batch_config(path: Path) -> types.GenerateContentConfig:
     """``--config FILE``: a JSON object of GenerateContentConfig fields (either spelling)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a config file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: invalid UTF-8 at byte {exc.start + 1}") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}:{exc.lineno}: malformed JSON: {exc.msg} (column {exc.colno})"
-        ) from None
+    raw = read_json_file(path, "config file")
     try:
         normalize_keys(raw, [])
         return validate_config(raw, [])

@@ -193,6 +193,27 @@ def read_file(path: Path) -> bytes:
         raise fail(path, None, f"cannot read: {exc.strerror}") from None
 
 
+def read_json_file(path: Path, what: str) -> Any:
+    """A JSON file the user names (``--config``, ``--schema``): its value, or one line saying
+    what is wrong and where (*what* names the kind of file in the "is a directory" line)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a {what}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: invalid UTF-8 at byte {exc.start + 1}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}:{exc.lineno}: malformed JSON: {exc.msg} (column {exc.colno})"
+        ) from None
+
+
 def iter_objects(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any], str]]:
     """(line number, JSON object, the line's text) for every non-blank line; a leading UTF-8
     BOM, CRLF line ends and blank lines are fine. InputError names the first line that is not

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from jsonschema.exceptions import best_match
 from jsonschema.validators import Draft202012Validator, validator_for
 
-from .items import InputError, canonical
+from .items import InputError, canonical, read_json_file
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -64,22 +64,7 @@ def _short(text: str) -> str:
 def load_schema(path: Path) -> dict[str, Any]:
     """Read ``--schema FILE`` and check that it is a valid JSON Schema (by its ``$schema``
     dialect, Draft 2020-12 when it names none). Errors are one line naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a schema file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: invalid UTF-8 at byte {exc.start + 1}") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        schema = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}:{exc.lineno}: malformed JSON: {exc.msg} (column {exc.colno})"
-        ) from None
+    schema = read_json_file(path, "schema file")
     if not isinstance(schema, dict):
         raise InputError(
             f"{path}: a JSON Schema must be a JSON object, got {type(schema).__name__}"
