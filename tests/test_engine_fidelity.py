@@ -466,3 +466,22 @@ def test_a_lost_network_pauses_then_the_batch_resumes_by_itself_when_it_is_back(
         stats = sim.stats()["items"]
     assert _count(db, "done") == 3
     assert all(s["launches"] == 1 for s in stats.values()) and len(stats) == 3
+
+
+@pytest.mark.parametrize("target", [["--model", "sim-model"], ["--agent", "sim-agent"]])
+def test_a_bad_key_pauses_the_batch_once_with_exit_3_and_fails_no_item(
+    tmp_path: Path, target: list[str]
+) -> None:
+    """400 API_KEY_INVALID (models) / the Interactions shape of it: one pause, exit 3, no failure."""
+    items = tmp_path / "items.jsonl"
+    write_items(items, 4)
+    db = tmp_path / "items.tuibatch.db"
+    env = cli_env()
+    with SimulatorThread(invalid_keys=[env["GEMINI_API_KEY"]]) as sim:
+        env["GOOGLE_GEMINI_BASE_URL"] = sim.url
+        out = run_cli([str(items), "--headless", *target, "--progress-every", "60"], env=env)
+        creates = sum(s["creates"] for s in sim.stats()["items"].values())
+    assert out.returncode == 3, out.stderr
+    assert "bad API key" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert _count(db, "failed") == 0 and _count(db, "pending") == 4
+    assert creates <= 1, "the batch pauses at the first bad-key answer"

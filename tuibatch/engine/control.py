@@ -22,9 +22,6 @@ log = logging.getLogger("tuibatch.engine")
 #: how often the control table and skip requests are read
 CONTROL_SECONDS = 0.3
 #: what a batch-level failure's HTTP code means, at the head of the pause reason
-_PAUSE_WHY = {401: "bad API key", 403: "no permission", 404: "unknown agent or model"}
-
-
 class Control:
     def __init__(self, store: Store, pacer: Pacer) -> None:
         self.store = store
@@ -52,8 +49,8 @@ class Control:
     # ------------------------------------------------------------------------ pause
 
     async def pause_batch(self, f: Failure) -> None:
-        what = "per-day quota exhausted" if f.code == 429 else _PAUSE_WHY.get(f.code or 0, "")
-        await self.set_pause(f"{what + ': ' if what else ''}{f.short()}", PauseKind.BATCH)
+        # the policy names the cause ("bad API key", "per-day quota exhausted", "no quota" …)
+        await self.set_pause(f"{f.headline}: {f.short()}", PauseKind.BATCH)
 
     async def set_pause(self, reason: str, kind: PauseKind) -> None:
         if not self.pause.active:
