@@ -14,7 +14,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from conftest import FAST, cli_env, run_cli, start_cli, write_items
+from conftest import FAST, cli_env, start_cli, wait_until, write_items
 
 from tuibatch.items import key_label
 from tuibatch.sim import SimulatorThread
@@ -91,17 +91,35 @@ def test_one_429_holds_the_whole_pool_for_the_announced_delay(tmp_path: Path) ->
 
 
 def test_unreachable_api_pauses_the_batch_instead_of_failing_items(tmp_path: Path) -> None:
+    """No route to the API: the batch pauses, nothing fails or is in doubt, the worker waits for
+    the network (the resume is tested in test_engine_fidelity); Ctrl-C/SIGTERM still stops it."""
     items = tmp_path / "items.jsonl"
     write_items(items, 12)
-    out = run_cli(
+    db = tmp_path / "items.tuibatch.db"
+    proc = start_cli(
         [str(items), "--headless", "--agent", "sim-agent", "--quiet", *FAST],
         env=cli_env("http://127.0.0.1:9"),
     )
-    assert out.returncode == ExitCode.PAUSED
-    assert "cannot reach the API" in out.stderr
-    with closing(sqlite3.connect(tmp_path / "items.tuibatch.db")) as con:
-        pending = con.execute("SELECT count(*) FROM items WHERE state='pending'").fetchone()[0]
+
+    def reason() -> str:
+        if not db.exists():
+            return ""
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+            try:
+                r = con.execute("SELECT v FROM control WHERE k='pause_reason'").fetchone()
+            except sqlite3.OperationalError:  # no schema yet
+                return ""
+        return str(r[0]) if r else ""
+
+    wait_until(lambda: "cannot reach the API" in reason(), timeout=60, what="the pause")
+    assert proc.poll() is None, "the worker waits for the network"
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+        failed = con.execute("SELECT count(*) FROM items WHERE state='failed'").fetchone()[0]
         # a refused connection never reached the service: nothing is in doubt
         relaunches = con.execute("SELECT sum(relaunches) FROM items").fetchone()[0]
-    assert pending == 12
+    assert failed == 0
     assert relaunches == 0
+    proc.terminate()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "cannot reach the API" in out + err
