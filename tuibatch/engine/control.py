@@ -21,6 +21,8 @@ log = logging.getLogger("tuibatch.engine")
 
 #: how often the control table and skip requests are read
 CONTROL_SECONDS = 0.3
+
+
 #: what a batch-level failure's HTTP code means, at the head of the pause reason
 class Control:
     def __init__(self, store: Store, pacer: Pacer) -> None:
