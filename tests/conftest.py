@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import warm
 
 from tuibatch.sim import SimulatorThread
 
@@ -110,31 +110,21 @@ def run_cli(
     env: dict[str, str] | None = None,
     timeout: float = 60,
     cwd: Path | None = None,
+    probe: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tuibatch", *args],
-        env=env or cli_env(),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """``tuibatch *args`` as a process of its own, to its end (forked warm: see ``warm.py``);
+    with *probe* (``point[:n]``) it dies with status 137 at that engine probe point."""
+    return warm.run(args, env=env or cli_env(), cwd=cwd, timeout=timeout, probe=probe)
 
 
-_started: list[subprocess.Popen[str]] = []
+_started: list[subprocess.Popen[str] | warm.WarmProcess] = []
 
 
 def start_cli(
-    args: list[str], *, env: dict[str, str], cwd: Path | None = None
-) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tuibatch", *args],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args: list[str], *, env: dict[str, str], cwd: Path | None = None, probe: str | None = None
+) -> subprocess.Popen[str] | warm.WarmProcess:
+    """``tuibatch *args`` started as a process of its own; it is killed after the test."""
+    proc = warm.start(args, env=env, cwd=cwd, probe=probe)
     _started.append(proc)
     return proc
 
@@ -148,6 +138,12 @@ def _reap_workers() -> Iterator[None]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if isinstance(proc, warm.WarmProcess):
+            proc.close()
+
+
+def pytest_sessionfinish() -> None:
+    warm.stop_launcher()
 
 
 def export(db: Path) -> list[dict[str, Any]]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST, cli_env, write_items
+from conftest import FAST, cli_env, run_cli, write_items
 
 from tuibatch.batchmode.packing import Limits, TooLarge, pack
 from tuibatch.items import key_label
@@ -30,13 +29,7 @@ def run_batch(
     items: Path, sim_url: str, *flags: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     args = [str(items), "--headless", "--model", MODEL, "--mode", "batch", *flags, *FAST]
-    return subprocess.run(
-        [sys.executable, "-m", "tuibatch", *args],
-        env=env or cli_env(sim_url),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    return run_cli(args, env=env or cli_env(sim_url), timeout=90)
 
 
 def rows(db: Path) -> dict[str, dict[str, Any]]:
@@ -265,13 +258,7 @@ def test_auto_mode_runs_agent_items_interactively_and_model_items_in_jobs(
     keys = write_items(items, 5, extra={0: {"agent": "sim-agent"}})
     with SimulatorThread(run_seconds=0.05, **TIMINGS) as sim:
         args = [str(items), "--headless", "--model", MODEL, "--mode", "auto", *FAST]
-        out = subprocess.run(
-            [sys.executable, "-m", "tuibatch", *args],
-            env=cli_env(sim.url),
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
+        out = run_cli(args, env=cli_env(sim.url), timeout=90)
         assert out.returncode == 0, out.stderr
         stats = sim.stats()
     got = rows(tmp_path / "items.tuibatch.db")

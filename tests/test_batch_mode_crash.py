@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, cli_env, start_cli, wait_until, write_items
+from conftest import FAST, cli_env, run_cli, start_cli, wait_until, write_items
 
 from tuibatch.items import key_label
 from tuibatch.sim import SimulatorThread
 
-CRASH_WORKER = Path(__file__).with_name("crash_worker.py")
 MODEL = "gemini-2.5-flash"
 TIMINGS = {"batch_pending_seconds": 0.05, "batch_running_seconds": 0.2}
 
@@ -30,10 +28,7 @@ def args(items: Path, *flags: str) -> list[str]:
 def run(
     argv: list[str], env: dict[str, str], point: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [str(CRASH_WORKER), point, *argv] if point else ["-m", "tuibatch", *argv]
-    return subprocess.run(
-        [sys.executable, *cmd], env=env, capture_output=True, text=True, timeout=90
-    )
+    return run_cli(argv, env=env, timeout=90, probe=point)
 
 
 def states(db: Path) -> dict[str, tuple[str, str | None]]:

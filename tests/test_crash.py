@@ -21,20 +21,12 @@ from conftest import FAST, cli_env, export, new_batch, run_cli, start_cli, write
 from tuibatch.items import key_label, sha256_hex
 from tuibatch.sim import SimulatorThread
 
-CRASH_WORKER = Path(__file__).with_name("crash_worker.py")
-
 
 def run_crashing(
     point: str, args: list[str], env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     """The real CLI, dying with exit status 137 at the engine's probe *point* (``name:N``)."""
-    return subprocess.run(
-        [sys.executable, str(CRASH_WORKER), point, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(args, env=env, timeout=60, probe=point)
 
 
 def _checkpoint(db: Path) -> dict[str, dict]:
@@ -254,3 +246,24 @@ def test_workers_started_together_all_open_a_fresh_checkpoint(tmp_path: Path) ->
                 assert p.returncode == 0, err
             _check_paid_once(sim, db, keys)
             assert all(sim.stats()["items"][key_label(k)]["launches"] == 1 for k in keys)
+
+
+def test_cold_start_runs_the_same_batch(tmp_path: Path) -> None:
+    """The other tests fork their workers from a warm launcher (``warm.py``); this one starts the
+    installed console script from nothing, the way a user does, and resumes it cold after a crash."""
+    items, db, keys, args = new_batch(tmp_path, 6, "--concurrency", "1")
+    script = Path(sys.executable).with_name("tuibatch")
+    with SimulatorThread(run_seconds=0.05) as sim:
+        env = cli_env(sim.url)
+        crashed = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("crash_worker.py")), "after_commit:2", *args],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert crashed.returncode == 137, crashed.stderr
+        out = subprocess.run(
+            [str(script), *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        assert "6/6 done" in out.stdout.splitlines()[-1]
+        _check_paid_once(sim, db, keys)
+    assert all(r["state"] == "done" for r in _checkpoint(db).values())

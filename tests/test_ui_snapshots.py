@@ -22,6 +22,7 @@ from test_ui import until
 from tuibatch.items import load_items
 from tuibatch.states import ErrorClass, ItemState
 from tuibatch.store import Attempt, Store
+from tuibatch.store.jobs import JobPhase, LineOutcome
 from tuibatch.ui.app import BatchApp
 from tuibatch.ui.detail import DetailScreen
 from tuibatch.ui.help import HelpScreen
@@ -264,3 +265,78 @@ def test_monochrome(snap_compare: Any, fixed_db: Path, monkeypatch: pytest.Monke
     app = make_app(fixed_db)
     assert app.no_color
     assert snap_compare(app, terminal_size=(80, 24), run_before=_loaded)
+
+
+async def add_batch_jobs(db: Path) -> None:
+    """The fixed checkpoint's pending items through Batch API jobs: job 1 delivered four JSON
+    answers at the batch rate and is settled; job 2 (the other eight) has run for 4m05s."""
+    store = await Store.open(db)
+    try:
+        batch_id = (await store.meta())["batch_id"]
+        pending = [r.seq for r in await store.items([ItemState.PENDING])]
+        first, rest = pending[:4], pending[4:]
+        job = await store.plan_job(batch_id, "gemini-2.5-flash", first, 4000, "inline")
+        assert job is not None
+        await store.job_submitted(job.id, "batches/job-one", "JOB_STATE_RUNNING", "created")
+        await store.job_state(job.id, "JOB_STATE_SUCCEEDED", ended=True)
+        lines = [
+            LineOutcome(
+                seq,
+                ItemState.DONE,
+                Attempt(
+                    outcome="line ok", tokens_in=400, tokens_out=90, cost_usd=0.000137 + i * 1e-5
+                ),
+                output=json.dumps(
+                    {"title": f"Article {seq}", "authors": ["Ng", "Ott"], "year": 2001 + i}
+                ),
+            )  # fmt: skip
+            for i, seq in enumerate(first)
+        ]
+        assert await store.commit_job_lines(job.id, lines) == 4
+        await store.close_job(job.id, JobPhase.SETTLED)
+        job2 = await store.plan_job(batch_id, "gemini-2.5-flash", rest, 8000, "inline")
+        assert job2 is not None
+        await store.job_submitted(job2.id, "batches/job-two", "JOB_STATE_RUNNING", "created")
+        await store.release_jobs()
+
+        def pin_jobs(con: sqlite3.Connection) -> None:
+            con.execute("UPDATE items SET created_at=?, updated_at=?", (BASE, BASE))
+            con.execute("UPDATE items SET started_at=?+seq*2 WHERE started_at IS NOT NULL", (BASE,))
+            con.execute(
+                "UPDATE items SET finished_at=started_at+3.5+(seq%5)*1.1"
+                " WHERE finished_at IS NOT NULL"
+            )
+            con.execute("UPDATE events SET t=?+id*0.4", (BASE,))
+            con.execute(
+                "UPDATE jobs SET created_at=?, submitted_at=?, updated_at=?, finished_at=NULL",
+                (BASE - 245, NOW - 245, BASE),
+            )
+            con.execute("UPDATE jobs SET finished_at=? WHERE id=1", (BASE + 30,))
+
+        await store.transaction(pin_jobs)
+    finally:
+        await store.close()
+
+
+def test_main_batch_jobs(snap_compare: Any, fixed_db: Path) -> None:
+    """Items done through a job show their JSON answers; queued ones their job, its state and
+    age; the cost meter the batch rate and the interactive price of the same work."""
+    asyncio.run(add_batch_jobs(fixed_db))
+
+    async def bottom(pilot: Any) -> None:
+        await _loaded(pilot)
+        await pilot.press("G")
+        await _settled(pilot, 40)
+
+    assert snap_compare(make_app(fixed_db), terminal_size=(100, 30), run_before=bottom)
+
+
+def test_main_batch_jobs_80x24(snap_compare: Any, fixed_db: Path) -> None:
+    asyncio.run(add_batch_jobs(fixed_db))
+
+    async def bottom(pilot: Any) -> None:
+        await _loaded(pilot)
+        await pilot.press("G")
+        await _settled(pilot, 40)
+
+    assert snap_compare(make_app(fixed_db), terminal_size=(80, 24), run_before=bottom)

@@ -34,6 +34,10 @@ from .usage import Usage
 #: what a model call may write at most when its entry says nothing (Gemini 2.5 / 3.x models)
 DEFAULT_MAX_OUTPUT_TOKENS = 65_536
 
+#: the Batch API's price as a share of the interactive one: "Batch Mode ... at 50% of the
+#: standard cost" (https://ai.google.dev/gemini-api/docs/batch-mode, read 2026-11-27)
+BATCH_DISCOUNT = 0.5
+
 
 @dataclass(frozen=True)
 class Rate:

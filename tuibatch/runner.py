@@ -281,6 +281,10 @@ async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> Ex
         raise UsageError(str(exc)) from None
     logs.configure(options.log_level or "info", secrets=[creds.api_key or ""])
     store, _count = await prepare_store(options)
+    from .batchmode.notice import open_jobs_line
+
+    if held := await open_jobs_line(store, options.db):  # items a Batch API job may deliver
+        logs.notice.warning("%s", held)
     pause = await store.pause_state()
     if pause.active and pause.kind is PauseKind.BATCH:
         await store.set_paused(False, f"new run clears the earlier pause ({pause.reason})")

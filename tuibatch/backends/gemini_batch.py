@@ -252,3 +252,11 @@ class BatchApi:
             await self.client.aio.batches.delete(name=name)
         except Exception as exc:
             raise self._fail(exc, launch=False) from None
+
+    async def delete_file(self, name: str) -> None:
+        """Delete an uploaded or generated file (``files/...``)."""
+        self.requests += 1
+        try:
+            await self.client.aio.files.delete(name=name)
+        except Exception as exc:
+            raise self._fail(exc, launch=False) from None

@@ -27,7 +27,7 @@ from ..states import PauseKind
 from ..store import LostLease, Store
 from ..store.jobs import JobPhase, JobRow
 from .packing import Limits, Pack, pack
-from .results import match
+from .results import contract_of, match
 
 log = logging.getLogger("tuibatch.batch")
 
@@ -49,6 +49,8 @@ class BatchConfig:
     #: a job that reads ended but whose output is absent: how long to wait for it
     output_wait: float = 120.0
     backoff: Backoff = field(default_factory=Backoff)
+    #: invalid structured answers an item may have before it fails (--invalid-output-retries)
+    invalid_output_retries: int = 1
 
 
 def request_of(model: str, request: str | None, text: str, instruction: str | None) -> str:
@@ -307,8 +309,11 @@ class Driver:
                 return False  # ended, output not there yet: look again
             lines = []
         self._probe("after_download")
-        held = [(seq, key) for seq, key, _c in await self.store.job_items(job.id)]
-        m = match(held, lines, job.model, self.prices)
+        held, contracts = [], {}
+        for seq, key, request, _text, _instr in await self.store.job_requests(job.id):
+            held.append((seq, key))
+            contracts[seq] = contract_of(request, self.cfg.invalid_output_retries)
+        m = match(held, lines, job.model, self.prices, contracts)
         if m.keyless_lines and not self._force_file:
             self._force_file = True
             log.warning(

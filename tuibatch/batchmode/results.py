@@ -9,22 +9,22 @@ then sends the next jobs as files, whose lines always carry the key).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..backends.gemini_batch import Line
 from ..backends.gemini_shapes import generate_result
 from ..error_body import ErrorBody
-from ..policy import Kind, judge
-from ..pricing import Prices
+from ..output_check import check_output
+from ..policy import Cause, Kind, judge
+from ..pricing import BATCH_DISCOUNT, Prices
+from ..request_sdk import output_contract
 from ..states import ErrorClass, ItemState
 from ..store import Attempt
 from ..store.jobs import LineOutcome
 from ..usage import Usage
-
-#: the Batch API's price as a share of the interactive one: "Batch Mode ... at 50% of the
-#: standard cost" (https://ai.google.dev/gemini-api/docs/batch-mode, read 2026-11-27)
-BATCH_DISCOUNT = 0.5
 
 #: google.rpc.Code → (HTTP status, canonical name), as Google's API design guide maps them
 GRPC: dict[int, tuple[int, str]] = {
@@ -61,7 +61,31 @@ class Matched:
     keyless_lines: int = 0
 
 
-def line_outcome(seq: int, line: Line, model: str, prices: Prices) -> LineOutcome:
+@dataclass(frozen=True)
+class Contract:
+    """What an item's answer must be: JSON (``application/json``), matching ``schema`` when
+    one is given (``request_sdk.output_contract`` of its request); and how many invalid answers
+    it may have before it fails (``--invalid-output-retries``)."""
+
+    expects_json: bool = False
+    schema: dict[str, Any] | None = None
+    invalid_retries: int = 1
+
+
+NO_CONTRACT = Contract()
+
+
+def contract_of(request_json: str | None, invalid_retries: int) -> Contract:
+    """The contract of a stored request (none for a first-release row without one)."""
+    if request_json is None:
+        return NO_CONTRACT
+    expects_json, schema = output_contract(json.loads(request_json))
+    return Contract(expects_json, schema, invalid_retries)
+
+
+def line_outcome(
+    seq: int, line: Line, model: str, prices: Prices, contract: Contract = NO_CONTRACT
+) -> LineOutcome:
     if line.response is None:
         code = line.error_code if line.error_code is not None else 2
         http, status = GRPC.get(code, (500, "UNKNOWN"))
@@ -85,6 +109,8 @@ def line_outcome(seq: int, line: Line, model: str, prices: Prices) -> LineOutcom
         cost_usd=cost or 0.0,
     )
     if r.output is not None and not r.truncated:
+        if contract.expects_json:
+            return _checked(seq, a, r.output, contract, price_known=cost is not None)
         return LineOutcome(seq, ItemState.DONE, a, output=r.output, price_known=cost is not None)
     a.wasted = True
     a.message = r.stop_reason or r.error or "no answer"
@@ -95,14 +121,44 @@ def line_outcome(seq: int, line: Line, model: str, prices: Prices) -> LineOutcom
         error_class=ErrorClass.TRUNCATED,
         price_known=cost is not None,
         stop_reason=r.stop_reason,
+        cause=Cause.TRUNCATED.value,
+    )
+
+
+def _checked(
+    seq: int, a: Attempt, output: str, contract: Contract, *, price_known: bool
+) -> LineOutcome:
+    """A structured answer checked like the interactive one (``engine.judge``): valid → done
+    with its JSON value; invalid → a wasted answer, sent again or failed (``store.jobs``)."""
+    checked = check_output(output, contract.schema)
+    if checked.ok:
+        value = json.dumps(checked.value, ensure_ascii=False)
+        return LineOutcome(
+            seq, ItemState.DONE, a, output=output, output_json=value, price_known=price_known
+        )
+    a.wasted = True
+    a.message = f"invalid output: {checked.error}"
+    return LineOutcome(
+        seq,
+        ItemState.FAILED,
+        a,
+        error_class=ErrorClass.INVALID_OUTPUT,
+        price_known=price_known,
+        cause=Cause.INVALID_OUTPUT.value,
+        invalid_retries=contract.invalid_retries,
     )
 
 
 def match(
-    held: Sequence[tuple[int, str]], lines: Sequence[Line], model: str, prices: Prices
+    held: Sequence[tuple[int, str]],
+    lines: Sequence[Line],
+    model: str,
+    prices: Prices,
+    contracts: Mapping[int, Contract] | None = None,
 ) -> Matched:
     """*held*: (seq, key) of the items the job still holds. Each held key takes the first line
-    that names it; a second line for the same key is ignored (never committed twice)."""
+    that names it; a second line for the same key is ignored (never committed twice).
+    *contracts*: per seq, what its answer must be (structured output); none: any text."""
     by_key = {key: seq for seq, key in held}
     out = Matched()
     seen: set[int] = set()
@@ -116,5 +172,6 @@ def match(
             out.unmatched_lines += 1
             continue
         seen.add(seq)
-        out.outcomes.append(line_outcome(seq, line, model, prices))
+        contract = (contracts or {}).get(seq, NO_CONTRACT)
+        out.outcomes.append(line_outcome(seq, line, model, prices, contract))
     return out

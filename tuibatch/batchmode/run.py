@@ -7,6 +7,7 @@ one line and exit 2, and so is a request larger than a job may be (``--job-bytes
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -18,10 +19,13 @@ from ..items import InputError, read_file
 from ..options import RunOptions, UsageError
 from ..policy import Backoff
 from ..states import ExitCode, PauseKind
+from ..store import Store
+from ..store.errors import StorageError
 from .jobs import BatchConfig, Driver
 from .packing import INLINE_MAX_BYTES, Limits
 
 Probe = Callable[[str], None]
+log = logging.getLogger("tuibatch.batch")
 
 
 def check_items(options: RunOptions) -> None:
@@ -58,6 +62,7 @@ def batch_config(options: RunOptions) -> BatchConfig:
         poll_max=options.poll_max,
         adopt_wait=min(5.0, options.poll_interval),
         backoff=Backoff(initial=options.retry_initial, maximum=options.retry_max),
+        invalid_output_retries=options.invalid_output_retries,
     )
 
 
@@ -110,11 +115,14 @@ async def run_batch_mode(options: RunOptions, *, probe: Probe | None = None) -> 
             logs.progress(format_totals(await store.totals(), elapsed=time.monotonic() - t0))
 
     reporter = asyncio.create_task(report())
+    role = "batch" if options.mode == "batch" else "worker"
+    beating = asyncio.create_task(heartbeat(store, role, driver))
     try:
         tasks = [driver.run()] + ([engine.run()] if engine is not None else [])
         await asyncio.gather(*tasks)
     finally:
         reporter.cancel()
+        beating.cancel()
         await backend.close()
     t = await store.totals()
     await store.close()
@@ -128,6 +136,20 @@ async def run_batch_mode(options: RunOptions, *, probe: Probe | None = None) -> 
     paused = driver.paused_reason is not None or (engine is not None and engine.pause.active)
     reason = driver.paused_reason or (engine.pause.reason if engine is not None else "")
     return outcome(t, interrupted=interrupted["hit"], paused=paused, reason=reason)
+
+
+async def heartbeat(store: Store, role: str, driver: Driver) -> None:
+    """Forever: register and beat in ``workers`` (``tuibatch watch`` and the app see a live
+    batch worker; ``close()`` retires it), and renew the leases of the jobs this process drives,
+    every quarter of the lease, like the interactive engine's heartbeat."""
+    every = max(1.0, store.lease_seconds / 4)
+    while True:
+        try:
+            await store.beat(role, f"batch mode: {driver.created} job(s) created")
+            await store.renew_jobs()
+        except StorageError as exc:  # the driver meets the same error and stops the run
+            log.warning("heartbeat: %s", exc)
+        await asyncio.sleep(every)
 
 
 def _install_signals(driver: Driver, engine: object | None) -> dict[str, bool]:

@@ -12,8 +12,9 @@
 Errors are Google-RPC bodies. Batch routes do not use the per-minute quotas; a create is
 refused with 429 when ``batch_max_active_jobs`` or ``batch_max_enqueued_tokens`` would be
 exceeded. A line's answer comes from the generateContent builder (``models.build_response``),
-so output, usage and finish reasons match the interactive path; the fault plan is consulted
-for each line as it finishes (route ``batch_item``).
+so output, usage, finish reasons and JSON mode (an answer built from the line's schema, spoiled
+by ``invalid_json`` / ``schema_mismatch``) match the interactive path; the fault plan is
+consulted for each line as it finishes (route ``batch_item``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from aiohttp import web
 from tuibatch.sim.catalog import page_bounds
 from tuibatch.sim.config import ITEM_LABEL, MODELS
 from tuibatch.sim.errors import ApiError, Drop, quota_error, violation
-from tuibatch.sim.faults import ERROR_KINDS, LINE_KINDS
+from tuibatch.sim.faults import ERROR_KINDS, JSON_KINDS, LINE_KINDS
 from tuibatch.sim.files import add_generated
 from tuibatch.sim.jobs import Job, Line
 from tuibatch.sim.models import (
@@ -39,6 +40,7 @@ from tuibatch.sim.models import (
 )
 from tuibatch.sim.outputs import content_item_id
 from tuibatch.sim.stats import Ctx
+from tuibatch.sim.structured import model_contract
 
 if TYPE_CHECKING:
     from tuibatch.sim.server import Simulator
@@ -79,7 +81,8 @@ def _line(request: Any, raw_key: Any, metadata: Any, where: str) -> Line:
     label = meta.get(ITEM_LABEL) if meta else None
     item = label if isinstance(label, str) and label else key or content_item_id(text)
     missing = f"{where}: GenerateContentRequest.contents is not specified."
-    return Line(key, item, meta, text, system, None if text else missing)
+    contract = model_contract(request)
+    return Line(key, item, meta, text, system, None if text else missing, contract)
 
 
 def inline_lines(requests: Any) -> list[Line]:
@@ -122,7 +125,7 @@ def line_result(sim: Simulator, job: Job, line: Line) -> dict[str, Any]:
     if line.problem is not None:
         error = ApiError(400, line.problem)
     else:
-        rule = sim.plan.pick("batch_item", line.item, line.text, sim.rng, LINE_KINDS)
+        rule = sim.plan.pick("batch_item", line.item, line.text, sim.rng, LINE_KINDS | JSON_KINDS)
         if rule is not None and rule.fault in ERROR_KINDS:
             error = sim.fault_error(rule, job.model)
         elif rule is not None and rule.fault in ("run_status", "run_failed"):
@@ -137,7 +140,9 @@ def line_result(sim: Simulator, job: Job, line: Line) -> dict[str, Any]:
         item.errors += 1
         return {"error": error.status_message()}
     prompt = prompt_tokens(line.text, line.system)
-    _, response = build_response(job.model, line.text, prompt, rule, sim.new_id("resp"))
+    _, response = build_response(
+        job.model, line.text, prompt, rule, sim.new_id("resp"), line.contract
+    )
     item.answered += 1
     return {"response": response}
 

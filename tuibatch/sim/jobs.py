@@ -55,6 +55,9 @@ class Line:
     text: str
     system: str
     problem: str | None = None
+    #: (JSON mode?, schema) of the request (``structured.model_contract``): a JSON-mode line
+    #: is answered with JSON, which ``invalid_json`` / ``schema_mismatch`` faults spoil
+    contract: tuple[bool, Any] = (False, None)
 
 
 @dataclass

@@ -92,6 +92,13 @@ class LineOutcome:
     error_class: ErrorClass | None = None
     price_known: bool = True
     stop_reason: str | None = None
+    #: the checked JSON value of a structured answer, as JSON text (``--schema``)
+    output_json: str | None = None
+    #: ``policy.Cause`` value of a failure or wasted answer (the waste summary groups by it)
+    cause: str | None = None
+    #: an invalid structured answer: how many the item may have (--invalid-output-retries)
+    #: before it fails; below that it goes back to pending. None: not an invalid answer.
+    invalid_retries: int | None = None
 
 
 # ------------------------------------------------------------------------ reads
@@ -319,6 +326,8 @@ def commit_lines(
                 continue
             attempts = row[0] + 1
             state, a = o.state, o.a
+            if o.invalid_retries is not None:
+                state = _invalid_answer(con, o, attempts)
             if row[1]:  # skipped while its job ran: whatever came back is not used
                 state = ItemState.SKIPPED
                 a.message = "skipped while its job ran: the result was ignored (cost kept)"
@@ -326,26 +335,45 @@ def commit_lines(
             ok = state is ItemState.DONE
             settled = state is not ItemState.PENDING
             con.execute(
-                "UPDATE items SET state=?, output=?, attempts=?, tokens_in=tokens_in+?,"
-                " tokens_out=tokens_out+?, tokens_thought=tokens_thought+?, cost_usd=cost_usd+?,"
-                " price_known=price_known*?, err_class=?, err_code=?, err_message=?,"
+                "UPDATE items SET state=?, output=?, output_json=?, attempts=?,"
+                " tokens_in=tokens_in+?, tokens_out=tokens_out+?,"
+                " tokens_thought=tokens_thought+?, cost_usd=cost_usd+?,"
+                " price_known=price_known*?, err_class=?, err_code=?, err_message=?, cause=?,"
                 " stop_reason=?, owner=NULL, lease_until=NULL, cancel_requested=0,"
                 " job_id=CASE WHEN ? THEN job_id ELSE NULL END,"
                 " run_id=CASE WHEN ? THEN run_id ELSE NULL END,"
                 " finished_at=CASE WHEN ? THEN ? ELSE finished_at END, updated_at=? WHERE seq=?",
-                (state, o.output if ok else None, attempts, a.tokens_in, a.tokens_out,
-                 a.tokens_thought, a.cost_usd, int(o.price_known),
+                (state, o.output if ok else None, o.output_json if ok else None, attempts,
+                 a.tokens_in, a.tokens_out, a.tokens_thought, a.cost_usd, int(o.price_known),
                  None if ok else o.error_class, None if ok else a.http_code,
-                 None if ok else a.message, o.stop_reason, int(settled), int(settled),
-                 int(settled), now, now, o.seq),
+                 None if ok else a.message, None if ok else o.cause, o.stop_reason,
+                 int(settled), int(settled), int(settled), now, now, o.seq),
             )  # fmt: skip
-            append(con, o.seq, EventKind.ATTEMPT, attempt=attempts, a=a, now=now)
+            event = append(con, o.seq, EventKind.ATTEMPT, attempt=attempts, a=a, now=now)
+            if o.cause is not None and (a.wasted or not ok):
+                con.execute("UPDATE events SET cause=? WHERE id=?", (o.cause, event))
             append(con, o.seq, EventKind.STATE, state=state, attempt=attempts,
                    message=f"job {job_id}" + ("" if ok else f": {a.message}"), now=now)  # fmt: skip
             con.execute("UPDATE jobs SET cost_usd=cost_usd+? WHERE id=?", (a.cost_usd, job.id))
             n += 1
         con.execute("UPDATE jobs SET updated_at=? WHERE id=?", (now, job_id))
     return n
+
+
+def _invalid_answer(con: sqlite3.Connection, o: LineOutcome, attempt: int) -> ItemState:
+    """An invalid structured answer: back to pending while the item has invalid-output retries
+    left since its last retry (the answers refused so far are this cause's wasted attempt
+    events), else failed with the validation error. Like the interactive path (engine/runs)."""
+    (base,) = con.execute("SELECT round_base FROM items WHERE seq=?", (o.seq,)).fetchone()
+    (used,) = con.execute(
+        "SELECT count(*) FROM events WHERE seq=? AND kind=? AND cause=? AND wasted=1"
+        " AND coalesce(attempt, 0) > ?",
+        (o.seq, EventKind.ATTEMPT, o.cause, base),
+    ).fetchone()
+    if used < (o.invalid_retries or 0):
+        o.a.message = f"{o.a.message}; sent again in the next job"
+        return ItemState.PENDING
+    return ItemState.FAILED
 
 
 def close(
@@ -390,19 +418,6 @@ def give_back(
             )
             append(con, seq, EventKind.STATE, state=state, message=why, now=now)
         return len(seqs)
-
-
-def over_limit(con: sqlite3.Connection, seqs: Sequence[int], max_attempts: int) -> list[int]:
-    """Of *seqs*, the pending items whose attempts since the last retry reached the limit."""
-    out = []
-    for seq in seqs:
-        r = con.execute(
-            "SELECT attempts - round_base FROM items WHERE seq=? AND state=?",
-            (seq, ItemState.PENDING),
-        ).fetchone()
-        if r is not None and r[0] >= max_attempts:
-            out.append(seq)
-    return out
 
 
 def fail_exhausted(con: sqlite3.Connection, max_attempts: int) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 from .. import owner as owner_mod
 from ..states import IN_FLIGHT, ItemState
 from .connection import read, write
+from .jobs import job_owner
 from .records import ITEM_FIELDS, Row
 from .views import in_states
 
@@ -33,6 +34,8 @@ STALE_BEATS = 3.0
 BIG_FIELDS = ("input", "payload", "output", "request", "output_json", "err_message")
 #: characters of each big text :func:`item_head` returns
 HEAD_CHARS = 64 * 1024
+#: how the owner of an item a Batch API job holds begins (``job:<id>``)
+JOB_OWNER_PREFIX = job_owner(0).removesuffix("0")
 
 # -------------------------------------------------------------------------- liveness
 
@@ -122,8 +125,8 @@ def workers_alive(con: sqlite3.Connection, now: float) -> Liveness:
     in_flight = 0
     for owner, n, until, started in leases:
         in_flight += n
-        if not owner or owner in known:
-            continue
+        if not owner or owner in known or owner.startswith(JOB_OWNER_PREFIX):
+            continue  # items a Batch API job holds: a job, not a process (jobs.job_owner)
         host, pid = _split_owner(owner)
         if _alive(owner, host, (until or 0) > now):
             alive.append(WorkerInfo(owner, host, pid, "worker", started or now, now, 0.0, False))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -213,25 +214,70 @@ def count(con: sqlite3.Connection, flt: ItemFilter) -> int:
     return int(con.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0])
 
 
+#: characters of an item's result the table reads (a bounded prefix, never the whole output)
+PREVIEW_CHARS = 400
+#: the item states in which an item waits inside a Batch API job
+IN_JOB_SQL = in_states(IN_FLIGHT)
+
+
+@dataclass(frozen=True)
+class ItemLine(ItemSummary):
+    """A table row: the narrow columns, the first :data:`PREVIEW_CHARS` characters of the
+    result (the checked JSON answer when there is one, else the text) and, while the item
+    waits in a Gemini Batch API job, that job's number, phase, service state and start."""
+
+    #: a prefix of ``output_json`` (``preview_json``) or of ``output``; None when not done
+    preview: str | None = None
+    preview_json: bool = False
+    #: the job holding the item (claimed / running in a job); None otherwise
+    job_id: int | None = None
+    #: tuibatch's phase of that job (planned, submitted, ended …)
+    job_phase: str | None = None
+    #: the service's state (``JOB_STATE_RUNNING`` …); None before the job was created
+    job_service_state: str | None = None
+    #: when the job was created on the service (else when it was recorded)
+    job_since: float | None = None
+
+
 def window(con: sqlite3.Connection, flt: ItemFilter, offset: int, limit: int) -> list[ItemSummary]:
+    """A page of the filtered list, as :class:`ItemLine` rows: each result read as a bounded
+    prefix (``substr``) and the job of an item in one joined from ``jobs``, for the page's
+    rows only, never the table. (Typed as the summaries :meth:`Store.window` promises.)"""
     where, params = _where(flt)
-    sql = f"SELECT {_SUMMARY_COLUMNS} FROM items WHERE {where} ORDER BY seq LIMIT ? OFFSET ?"
-    return [
-        ItemSummary(
-            r[0],
-            r[1],
-            item_state(r[2], r[0]),
-            r[3],
-            r[4] or 0,
-            r[5] or 0.0,
-            bool(r[6]),
-            r[7],
-            r[8],
-            r[9],
-            bool(r[10]),
+    done = ItemState.DONE.value
+    sql = (
+        "SELECT w.*, j.id, j.state, j.service_state, coalesce(j.submitted_at, j.created_at)"
+        f" FROM (SELECT {_SUMMARY_COLUMNS},"
+        f" CASE WHEN state='{done}' THEN substr(coalesce(output_json, output), 1, {PREVIEW_CHARS})"
+        f" END, state='{done}' AND output_json IS NOT NULL, job_id, state IN ({IN_JOB_SQL})"
+        f" FROM items WHERE {where} ORDER BY seq LIMIT ? OFFSET ?) w"
+        " LEFT JOIN jobs j ON j.id = w.job_id AND w.job_id IS NOT NULL ORDER BY w.seq"
+    )
+    out: list[ItemSummary] = []
+    for r in con.execute(sql, (*params, int(limit), int(offset))):
+        in_job = bool(r[14]) and r[15] is not None
+        out.append(
+            ItemLine(
+                r[0],
+                r[1],
+                item_state(r[2], r[0]),
+                r[3],
+                r[4] or 0,
+                r[5] or 0.0,
+                bool(r[6]),
+                r[7],
+                r[8],
+                r[9],
+                bool(r[10]),
+                preview=r[11],
+                preview_json=bool(r[12]),
+                job_id=r[15] if in_job else None,
+                job_phase=r[16] if in_job else None,
+                job_service_state=r[17] if in_job else None,
+                job_since=r[18] if in_job else None,
+            )
         )
-        for r in con.execute(sql, (*params, int(limit), int(offset)))
-    ]
+    return out
 
 
 def index_of(con: sqlite3.Connection, flt: ItemFilter, seq: int) -> int:

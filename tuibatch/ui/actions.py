@@ -36,6 +36,15 @@ def skip_report(result: dict[str, str]) -> str:
     return ", ".join(f"{n} {fmt.one_line(w, 60)}" for w, n in counts.items())
 
 
+def job_skip_question(key: str, job_id: int) -> str:
+    """What skipping an item inside a Batch API job means, asked before it is done."""
+    return (
+        f"{fmt.key(key, 60)} is in Batch API job {job_id}, which can only be cancelled whole:"
+        " skipping it ignores its result when the job delivers it (what the job bills for it"
+        f" still counts). To stop the whole job: tuibatch cancel-job {job_id}. Skip the item?"
+    )
+
+
 async def toggle_pause(app: BatchApp) -> None:
     """One key, ``p``: pause when claiming, resume when paused (the header says which)."""
     if app.store is None:
@@ -55,6 +64,8 @@ async def skip(app: BatchApp) -> None:
     row = app.table.current
     if bulk:
         question = f"Skip {len(keys)} tagged item(s)? Running ones are cancelled on the service."
+    elif row is not None and row.job_id is not None:
+        question = job_skip_question(row.key, row.job_id)
     elif row is not None and row.state in IN_FLIGHT:
         question = f"Cancel the run of {fmt.key(row.key, 60)} on the service and skip it?"
     else:

@@ -47,6 +47,9 @@ IDLE_RESNAP = 15.0
 LIVENESS_EVERY = 2.0
 #: seconds between reads of the pace curves (when shown): while busy, and while idle
 PACE_EVERY = (5.0, 30.0)
+#: seconds between re-reads of a table window showing items inside Batch API jobs: a job's
+#: service state and age change without an event
+JOBS_EVERY = 2.0
 
 
 class BatchApp(App[int]):
@@ -90,6 +93,7 @@ class BatchApp(App[int]):
         self._live_at = 0.0
         self._pace_at = 0.0
         self._pace_seen = -1
+        self._jobs_at = 0.0
         self.liveness: Liveness | None = None
         self.pace = Pace()
         # kept, not queried: a poll that lands while the app shuts down finds them unmounted
@@ -109,7 +113,7 @@ class BatchApp(App[int]):
         yield self.cost_w
         yield self.pace_pane
         yield Input(placeholder="filter: key or error text (enter keeps, esc clears)", id="filter")
-        yield ItemTable(self._load_rows, self._locate, id="items")
+        yield ItemTable(self._load_rows, self._locate, clock=self.now, id="items")
         yield EventLog(id="log")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -259,7 +263,11 @@ class BatchApp(App[int]):
                     await self._follow()
                 self.table.reload()
             self._last_id = last
+            self._jobs_at = mono
             self.refresh_bindings()
+        elif self.table.shows_jobs and mono - self._jobs_at >= JOBS_EVERY:
+            self._jobs_at = mono
+            self.table.reload()
 
     async def _read_pace(self) -> None:
         if self.store is None:
@@ -357,7 +365,9 @@ class BatchApp(App[int]):
         if head is None:
             return
         events = await self.store.events(seq=row.seq, limit=500)
-        await self.push_screen(DetailScreen(head, events))
+        job_id = head.row.job_id
+        job = await self.store.job(job_id) if job_id is not None else None
+        await self.push_screen(DetailScreen(head, events, job, clock=self.now))
 
     async def action_toggle_pace(self) -> None:
         pane = self.pace_pane

@@ -7,15 +7,16 @@ rest of the app uses (``TableRow``, ``Filter``, ``LogLine``) are the store's rec
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 from ..store import ItemFilter, ItemSummary, KeyedEvent, Store, Totals
 from ..store import checkpoint_ready as _checkpoint_ready
 from ..store.monitor import Liveness, peek_liveness
+from ..store.views import ItemLine
 
-#: one line of the item table
-TableRow = ItemSummary
+#: one line of the item table: the narrow columns, a prefix of the result, the item's job
+TableRow = ItemLine
 #: which rows the table shows: one state (or all) and a key / error substring
 Filter = ItemFilter
 #: an event with its item's key, for the log pane
@@ -32,14 +33,21 @@ class Snapshot:
     finished_recent: int = 0
     window: float = 0.0
     first_start: float | None = None
+    #: what the Gemini Batch API jobs cost at the batch rate, and how many jobs there are
+    batch_usd: float = 0.0
+    batch_jobs: int = 0
 
 
 async def count(store: Store, flt: Filter) -> int:
     return await store.count(flt)
 
 
+def _line(row: ItemSummary) -> TableRow:
+    return row if isinstance(row, ItemLine) else ItemLine(*astuple(row))
+
+
 async def window(store: Store, flt: Filter, offset: int, limit: int) -> list[TableRow]:
-    return await store.window(flt, offset, limit)
+    return [_line(r) for r in await store.window(flt, offset, limit)]
 
 
 async def index_of(store: Store, flt: Filter, seq: int) -> int:
@@ -55,6 +63,7 @@ async def snapshot(store: Store, now: float, rate_window: float = 60.0) -> Snaps
     since = now - rate_window
     o = await store.overview(since)
     start = max(since, o.first_start) if o.first_start is not None else now
+    jobs = await store.jobs()
     return Snapshot(
         totals=o.totals,
         control=o.control,
@@ -62,6 +71,8 @@ async def snapshot(store: Store, now: float, rate_window: float = 60.0) -> Snaps
         finished_recent=o.finished_recent,
         window=max(0.0, now - start),
         first_start=o.first_start,
+        batch_usd=sum(j.cost_usd for j in jobs),
+        batch_jobs=len(jobs),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
@@ -23,9 +24,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static
 
-from ..safe_text import visible_block
-from ..states import ItemState
+from ..safe_text import visible, visible_block
+from ..states import IN_FLIGHT, ItemState
 from ..store import Event, Row
+from ..store.jobs import JobRow
 from ..store.monitor import HEAD_CHARS, ItemHead
 from . import fmt
 
@@ -145,6 +147,29 @@ def run_line(row: Row) -> str:
     return f"no run recorded{why}{where}"
 
 
+def job_line(row: Row, job: JobRow | None, now: float) -> str:
+    """The Batch API job of the item: ``queued in job 3 (tuibatch-…-0003) · running · 4m05s``
+    while it holds the item, ``done through job 3 at the batch rate`` once it delivered."""
+    if row.job_id is None:
+        return ""
+    if job is None:
+        return f"job {row.job_id} (not in the checkpoint's jobs)"
+    state = visible((job.service_state or "").removeprefix("JOB_STATE_").lower())
+    state = state or ("creating" if job.state == "planned" else visible(job.state))
+    name = fmt.key(job.name or job.display_name, 80)
+    if row.state in IN_FLIGHT:
+        since = job.submitted_at or job.created_at
+        age = fmt.duration(max(0.0, now - since))
+        return (
+            f"queued in job {job.id} ({name}) · {state} · {age}, recorded {fmt.clock(job.created_at)}"
+            f"\nskip ignores its result when the job delivers it (a job is cancelled only whole:"
+            f" tuibatch cancel-job {job.id})"
+        )
+    if row.state == ItemState.DONE:
+        return f"done through job {job.id} ({name}, {state}) at the batch rate"
+    return f"{fmt.one_line(row.state)} in job {job.id} ({name}, {state})"
+
+
 def lost_line(row: Row) -> str:
     """What a lost item is and what ``retry`` does with it."""
     paid = fmt.money(row.cost_usd) if row.price_known else "an unknown amount"
@@ -222,8 +247,17 @@ class DetailScreen(Screen[None]):
         Binding("k,up", "scroll(-1)", "Up", id="detail-up", show=False, tooltip="Scroll up"),
     ]
 
-    def __init__(self, item: Row | ItemHead, events: list[Event]) -> None:
+    def __init__(
+        self,
+        item: Row | ItemHead,
+        events: list[Event],
+        job: JobRow | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(id="detail")
+        self.clock = clock
+        self.job = job
         self._set(item if isinstance(item, ItemHead) else ItemHead(item), events)
 
     def _loader(self, name: str) -> PageLoader:
@@ -269,6 +303,10 @@ class DetailScreen(Screen[None]):
             f" think {row.tokens_thought:,}  cost {cost}{lat}",
             f"\n{run_line(row)}",
         )
+        if row.job_id is not None:
+            head.append(
+                f"\n{job_line(row, self.job, self.clock())}", style=fmt.COLOR[ItemState.CLAIMED]
+            )
         if row.state == ItemState.LOST:
             head.append(f"\n{lost_line(row)}", style=fmt.COLOR[ItemState.LOST])
         with VerticalScroll(id="detail-body"):
@@ -329,6 +367,8 @@ class DetailScreen(Screen[None]):
             return
         head = await store.item_head(self.row.seq)
         if head is not None:
+            job_id = head.row.job_id
+            self.job = await store.job(job_id) if job_id is not None else None
             self._set(head, await store.events(seq=head.row.seq, limit=500))
             await self.recompose()
             self._show_pager_notes()

@@ -13,6 +13,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from ..owner import hostname
+from ..pricing import BATCH_DISCOUNT
 from ..states import UNFINISHED, ExitCode, ItemState
 from ..store.monitor import Liveness
 from . import fmt
@@ -189,8 +190,48 @@ class BatchHeader(Static):
         self.update(Content("\n").join((line1, line2, line3)))
 
 
+def batch_share() -> str:
+    """The batch rate as a share of the interactive one: ``½``, else a percentage."""
+    return "½" if BATCH_DISCOUNT == 0.5 else f"{BATCH_DISCOUNT:.0%}"
+
+
+def interactive_equivalent(s: Snapshot) -> tuple[float, float]:
+    """(what the work so far would have cost interactively, what the batch rate saved).
+
+    Batch API results are priced at the batch rate (the interactive price of their usage
+    times :data:`BATCH_DISCOUNT`), so the jobs' spend divided by it is the same usage at the
+    interactive price; items run interactively already are at that price.
+    """
+    saved = s.batch_usd / BATCH_DISCOUNT - s.batch_usd if BATCH_DISCOUNT > 0 else 0.0
+    return s.totals.cost_usd + saved, saved
+
+
+def batch_text(s: Snapshot, room: int) -> str:
+    """``batch rate ½: jobs $0.50 · interactively $1.00 (saved $0.50)``, shorter forms when
+    *room* is narrow; "" when no Batch API job was recorded."""
+    if not s.batch_jobs:
+        return ""
+    whole, saved = interactive_equivalent(s)
+    share = batch_share()
+    if not s.batch_usd:
+        jobs = f"{s.batch_jobs} job{'s' if s.batch_jobs != 1 else ''}"
+        return fmt.cut(f"batch rate {share}: {jobs}, nothing billed yet", room)
+    forms = (
+        f"batch rate {share}: jobs {fmt.money(s.batch_usd)} · interactively"
+        f" {fmt.money(whole)} (saved {fmt.money(saved)})",
+        f"batch {share}: interactively {fmt.money(whole)} (saved {fmt.money(saved)})",
+        f"batch {share}, interactively {fmt.money(whole)}",
+        f"batch {share} · inter. {fmt.money(whole)}",
+    )
+    for form in forms:
+        if len(form) <= room:
+            return form
+    return fmt.cut(forms[-1], room)
+
+
 class CostMeter(Static):
-    """Tokens, spent, wasted, projected total, budget bar and the price-unknown count."""
+    """Tokens, spent, wasted, projected total, budget bar, the price-unknown count, and for
+    Batch API jobs the batch rate with what the same work would have cost interactively."""
 
     def show(self, s: Snapshot, *, budget: float | None, width: int) -> None:
         t = s.totals
@@ -209,17 +250,23 @@ class CostMeter(Static):
         )
         parts: list[str | tuple[str, str]] = [line1]
         line2: list[str | tuple[str, str]] = []
+        room = max(0, width - 2)  # the meter's padding
+        unpriced = f"{t.unpriced} price unknown" if t.unpriced else ""
+        batch = batch_text(s, room) if s.batch_jobs else ""
         if budget:
             frac = t.cost_usd / budget if budget > 0 else 1.0
             style = "$error" if frac >= 1 else ("$warning" if frac >= 0.8 else "$success")
+            tail = f" {fmt.money(t.cost_usd)} of {fmt.money(budget)} ({frac:.0%})"
             bw = max(5, min(30, width - 60))
-            line2 += [
-                "budget ",
-                (fmt.bar(frac, bw), style),
-                f" {fmt.money(t.cost_usd)} of {fmt.money(budget)} ({frac:.0%})",
-            ]
-        if t.unpriced:
-            line2 += ["  " if line2 else "", (f"{t.unpriced} price unknown", "bold $warning")]
+            if batch:  # the batch line keeps its short form; the bar gives way first
+                others = len("budget ") + len(tail) + (len(unpriced) + 2 if unpriced else 0)
+                batch = batch_text(s, max(0, room - others - 5 - 2))
+                bw = max(5, min(bw, room - others - len(batch) - 2))
+            line2 += ["budget ", (fmt.bar(frac, bw), style), tail]
+        if unpriced:
+            line2 += ["  " if line2 else "", (unpriced, "bold $warning")]
+        if batch:
+            line2 += ["  " if line2 else "", (batch, "$success")]
         if line2:
             parts += ["\n", *line2]
         self.update(Content.assemble(*parts))

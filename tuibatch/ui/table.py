@@ -7,10 +7,15 @@ that a windowed ``LIMIT/OFFSET`` query fills around the viewport.
 The cursor follows an item, not a row position: with a state filter on, items that change
 state come and go around it, so after every reload the cursor is put back on the same item
 (by ``seq``), or on its nearest neighbour when the item left the view.
+
+The last column (:mod:`.preview`) says the latest about an item in one line: a done item's
+result (its JSON answer compacted, from a bounded prefix the store reads), ``queued in job N
+· state · age`` for an item inside a Batch API job, else the last error.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
@@ -23,7 +28,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..states import UNFINISHED, ItemState
-from . import fmt
+from . import fmt, preview
 from .data import TableRow
 
 #: ``loader(offset, limit) -> (total rows in view, rows from offset)``
@@ -86,11 +91,18 @@ class ItemTable(ScrollView, can_focus=True):
             self.row = row
 
     def __init__(
-        self, loader: Loader, locate: Locator | None = None, *, id: str | None = None
+        self,
+        loader: Loader,
+        locate: Locator | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.loader = loader
         self.locate = locate
+        #: the wall clock a job's age is measured with
+        self.clock = clock
         self.total = 0
         self.cursor = 0
         #: the item under the cursor (None: take whichever item is at ``cursor`` after a load)
@@ -112,6 +124,12 @@ class ItemTable(ScrollView, can_focus=True):
     @property
     def current(self) -> TableRow | None:
         return self._cache.get(self.cursor)
+
+    @property
+    def shows_jobs(self) -> bool:
+        """Some row read holds an item inside a Batch API job (its state and age move
+        without an event, so the app re-reads such a window now and then)."""
+        return any(r.job_id is not None for r in self._cache.values())
 
     @property
     def idle(self) -> bool:
@@ -261,19 +279,21 @@ class ItemTable(ScrollView, can_focus=True):
 
     @staticmethod
     def columns(width: int) -> tuple[int, int]:
-        """(key width, error width) for a terminal width: fixed columns first, then key, error."""
-        fixed = 41
+        """(key width, result width) for a terminal width: fixed columns first, then the key
+        (two fifths of the rest, 8 to 28 cells), then the result / last error column."""
+        fixed = 42  # the cells of every column but key and result, separators included
         rest = max(0, width - fixed)
-        key = max(8, min(28, rest // 2))
+        key = max(8, min(28, rest * 2 // 5))
         return key, max(0, rest - key)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         key_w, err_w = self.columns(width)
         if y == 0:
+            result = "result / last error" if err_w >= 24 else "result"
             head = (
                 f"  {'':1} {'key':<{key_w}} {'state':<8} {'att':>3} {'tokens':>6} {'cost':>8}"
-                f" {'latency':>7} {'last error':<{err_w}}"
+                f" {'latency':>7} {result:<{err_w}}"
             )
             style = self.get_component_rich_style("itemtable--header")
             return Strip([Segment(head[:width], style)]).extend_cell_length(width, style)
@@ -292,8 +312,12 @@ class ItemTable(ScrollView, can_focus=True):
         cost = fmt.money(row.cost_usd) if row.price_known else "?"
         if row.cost_usd == 0 and row.state in UNFINISHED:
             cost = ""
-        error = "cancelling…" if row.cancel_requested else fmt.one_line(row.error, err_w)
+        text, kind = preview.cell(row, self.clock(), err_w)
         lat = fmt.duration(row.latency)
+        text_style = {
+            "error": Style(color="red") if row.state == ItemState.FAILED else base,
+            "job": Style(color=fmt.COLOR[ItemState.CLAIMED]),
+        }.get(kind, base)
         segs = [
             Segment("*" if tagged else " ", base),
             Segment(" ", base),
@@ -301,9 +325,7 @@ class ItemTable(ScrollView, can_focus=True):
             Segment(f" {fmt.fit(fmt.key(row.key), key_w)} ", base),
             Segment(fmt.fit(fmt.one_line(row.state), 8), state_style),
             Segment(f" {row.attempts:>3} {fmt.tokens(row.tokens):>6} {cost:>8} {lat:>7} ", base),
-            Segment(
-                fmt.fit(error, err_w), Style(color="red") if row.state == ItemState.FAILED else base
-            ),
+            Segment(fmt.fit(text, err_w), text_style),
         ]
         strip = Strip(segs).crop(0, width).extend_cell_length(width, base)
         if tagged:
