@@ -296,3 +296,19 @@ def test_cleanup_jobs_deletes_finished_jobs_and_their_files_only(
         first["name"] in cleaned["job_cleaned:1"] and first["file_name"] in cleaned["job_cleaned:1"]
     )
     assert any(n.startswith("job 2 cleaned up: ") for n in notes)
+
+
+def test_accept_truncated_keeps_a_cut_short_line_as_on_the_interactive_path(
+    tmp_path: Path,
+) -> None:
+    items = tmp_path / "items.jsonl"
+    keys = write_items(items, 3)
+    cut = keys[1]
+    with SimulatorThread(**TIMINGS) as sim:
+        sim.set_faults([{"item": key_label(cut), "fault": "finish", "reason": "MAX_TOKENS"}])
+        out = run(batch_args(items, "--accept-truncated"), cli_env(sim.url))
+        assert out.returncode == 0, out.stderr
+    got = rows(tmp_path / "items.tuibatch.db")
+    assert all(got[k]["state"] == "done" and got[k]["output"] for k in keys)
+    assert got[cut]["stop_reason"].startswith("MAX_TOKENS") and got[cut]["cost_usd"] > 0
+    assert all(got[k]["stop_reason"] is None for k in keys if k != cut)

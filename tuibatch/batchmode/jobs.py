@@ -51,6 +51,7 @@ class BatchConfig:
     backoff: Backoff = field(default_factory=Backoff)
     #: invalid structured answers an item may have before it fails (--invalid-output-retries)
     invalid_output_retries: int = 1
+    accept_truncated: bool = False
 
 
 def request_of(model: str, request: str | None, text: str, instruction: str | None) -> str:
@@ -312,7 +313,11 @@ class Driver:
         held, contracts = [], {}
         for seq, key, request, _text, _instr in await self.store.job_requests(job.id):
             held.append((seq, key))
-            contracts[seq] = contract_of(request, self.cfg.invalid_output_retries)
+            contracts[seq] = contract_of(
+                request,
+                self.cfg.invalid_output_retries,
+                accept_truncated=self.cfg.accept_truncated,
+            )
         m = match(held, lines, job.model, self.prices, contracts)
         if m.keyless_lines and not self._force_file:
             self._force_file = True

@@ -70,17 +70,20 @@ class Contract:
     expects_json: bool = False
     schema: dict[str, Any] | None = None
     invalid_retries: int = 1
+    accept_truncated: bool = False
 
 
 NO_CONTRACT = Contract()
 
 
-def contract_of(request_json: str | None, invalid_retries: int) -> Contract:
+def contract_of(
+    request_json: str | None, invalid_retries: int, *, accept_truncated: bool = False
+) -> Contract:
     """The contract of a stored request (none for a first-release row without one)."""
     if request_json is None:
-        return NO_CONTRACT
+        return Contract(accept_truncated=accept_truncated)
     expects_json, schema = output_contract(json.loads(request_json))
-    return Contract(expects_json, schema, invalid_retries)
+    return Contract(expects_json, schema, invalid_retries, accept_truncated)
 
 
 def line_outcome(
@@ -108,10 +111,20 @@ def line_outcome(
         tokens_thought=r.usage.thought_tokens,
         cost_usd=cost or 0.0,
     )
-    if r.output is not None and not r.truncated:
+    kept = r.truncated and contract.accept_truncated
+    if r.output is not None and (kept or not r.truncated):
         if contract.expects_json:
             return _checked(seq, a, r.output, contract, price_known=cost is not None)
-        return LineOutcome(seq, ItemState.DONE, a, output=r.output, price_known=cost is not None)
+        if kept:  # --accept-truncated, as on the interactive path (engine.judge)
+            a.message = f"kept although cut short ({r.stop_reason or 'no text'})"
+        return LineOutcome(
+            seq,
+            ItemState.DONE,
+            a,
+            output=r.output,
+            price_known=cost is not None,
+            stop_reason=r.stop_reason if kept else None,
+        )
     a.wasted = True
     a.message = r.stop_reason or r.error or "no answer"
     return LineOutcome(

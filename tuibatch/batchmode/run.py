@@ -63,6 +63,7 @@ def batch_config(options: RunOptions) -> BatchConfig:
         adopt_wait=min(5.0, options.poll_interval),
         backoff=Backoff(initial=options.retry_initial, maximum=options.retry_max),
         invalid_output_retries=options.invalid_output_retries,
+        accept_truncated=options.accept_truncated,
     )
 
 
