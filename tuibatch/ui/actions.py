@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 from ..states import IN_FLIGHT, ItemState, PauseKind
 from . import fmt
-from .modals import ConfirmScreen
+from .detail import DetailScreen
+from .modals import ConfirmScreen, QuitScreen
+from .waste import WasteScreen
 
 if TYPE_CHECKING:
     from .app import BatchApp
@@ -111,3 +113,44 @@ async def retry_failed(app: BatchApp) -> None:
     if n:
         app.restart_worker_if_idle()
     await app.poke()
+
+
+async def detail(app: BatchApp) -> None:
+    """The item under the cursor: big texts cut to a page (the rest paged), its events, its job."""
+    row = app.table.current
+    if row is None or app.store is None:
+        return
+    head = await app.store.item_head(row.seq)
+    if head is None:
+        return
+    events = await app.store.events(seq=row.seq, limit=500)
+    job_id = head.row.job_id
+    job = await app.store.job(job_id) if job_id is not None else None
+    await app.push_screen(DetailScreen(head, events, job, clock=app.now))
+
+
+async def waste(app: BatchApp) -> None:
+    """What was paid for and thrown away, and what failed, by cause."""
+    if app.store is None:
+        return
+    wasted = await app.store.waste_by_cause_monitor()
+    failures = await app.store.failures_by_cause_monitor()
+    await app.push_screen(WasteScreen(app.snap.totals, wasted, failures))
+
+
+async def quit_app(app: BatchApp) -> None:
+    """``q``: with a worker running, ask whether to stop it, detach from it or stay."""
+    if app.worker is None or not app.worker.alive:
+        app.outcome = "quit"
+        app.exit(0)
+        return
+    counts = app.snap.totals.counts
+    in_flight = sum(counts.get(s, 0) for s in IN_FLIGHT)
+    answer = await app.push_screen_wait(QuitScreen(in_flight, str(app.db)))
+    if answer == "stop":
+        app.worker.terminate()
+        app.outcome = "stop"
+        app.exit(0)
+    elif answer == "detach":
+        app.outcome = "detach"
+        app.exit(0)

@@ -23,7 +23,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from ..states import IN_FLIGHT, ExitCode, ItemState
+from ..states import ExitCode, ItemState
 from ..store import CheckpointError, Store
 from ..store.monitor import Liveness, Pace
 from . import actions, data, fmt
@@ -33,12 +33,11 @@ from .header import BatchHeader, CostMeter, WorkerView
 from .help import HelpScreen
 from .keys import APP_BINDINGS, PALETTE, bindings_of, palette_entries
 from .log import EventLog
-from .modals import AttachScreen, QuitScreen
+from .modals import AttachScreen
 from .pace import BUCKETS as PACE_BUCKETS
 from .pace import PacePane, rate_text
 from .pace import window as pace_window
 from .table import ItemTable
-from .waste import WasteScreen
 from .worker import WorkerProcess
 
 #: seconds between full re-reads of the totals while nothing changes (the rate decays)
@@ -358,16 +357,7 @@ class BatchApp(App[int]):
         await actions.retry_failed(self)
 
     async def action_detail(self) -> None:
-        row = self.table.current
-        if row is None or self.store is None:
-            return
-        head = await self.store.item_head(row.seq)  # big texts cut to a page; the rest paged
-        if head is None:
-            return
-        events = await self.store.events(seq=row.seq, limit=500)
-        job_id = head.row.job_id
-        job = await self.store.job(job_id) if job_id is not None else None
-        await self.push_screen(DetailScreen(head, events, job, clock=self.now))
+        await actions.detail(self)
 
     async def action_toggle_pace(self) -> None:
         pane = self.pace_pane
@@ -381,11 +371,7 @@ class BatchApp(App[int]):
         await self.push_screen(JobsScreen())
 
     async def action_waste(self) -> None:
-        if self.store is None:
-            return
-        waste = await self.store.waste_by_cause_monitor()
-        failures = await self.store.failures_by_cause_monitor()
-        await self.push_screen(WasteScreen(self.snap.totals, waste, failures))
+        await actions.waste(self)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -441,20 +427,7 @@ class BatchApp(App[int]):
 
     @work(exclusive=True, group="command")
     async def action_quit_app(self) -> None:
-        if self.worker is None or not self.worker.alive:
-            self.outcome = "quit"
-            self.exit(0)
-            return
-        counts = self.snap.totals.counts
-        in_flight = sum(counts.get(s, 0) for s in IN_FLIGHT)
-        answer = await self.push_screen_wait(QuitScreen(in_flight, str(self.db)))
-        if answer == "stop":
-            self.worker.terminate()
-            self.outcome = "stop"
-            self.exit(0)
-        elif answer == "detach":
-            self.outcome = "detach"
-            self.exit(0)
+        await actions.quit_app(self)
 
     def on_item_table_cursor_moved(self, message: ItemTable.CursorMoved) -> None:
         row = message.row
