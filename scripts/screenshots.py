@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from tuibatch.cli import run_options
-from tuibatch.demo import DEMO_AGENT, INSTRUCTION, write_demo
+from tuibatch.demo import DEMO_AGENT, INSTRUCTION, schema_path, write_demo
 from tuibatch.sim import SimulatorThread, demo_fault_plan
 from tuibatch.states import ItemState
 from tuibatch.ui.app import BatchApp
@@ -48,6 +48,8 @@ async def shoot(out: Path, work: Path) -> None:
                     DEMO_AGENT,
                     "--instruction",
                     INSTRUCTION,
+                    "--schema",
+                    str(schema_path(items)),
                     "--concurrency",
                     "8",
                     "--budget",
