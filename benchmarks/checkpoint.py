@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -149,8 +150,21 @@ def _peak_rss_kb(pid: int) -> int:
     return 0
 
 
-def first_launch(items: Path, url: str, fmt: str = "payload") -> tuple[float, int]:
-    """(seconds from spawn to the first API request the simulator sees, peak RSS in kB)."""
+def _cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time so far (all its threads), in seconds."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def first_launch(items: Path, url: str, fmt: str = "payload") -> tuple[float, int, float]:
+    """(seconds from spawn to the first API request the simulator sees, peak RSS in kB, CPU
+    seconds the process had used by then: on a shared machine the steadier of the two)."""
     with urllib.request.urlopen(urllib.request.Request(url + "/_sim/reset", method="POST")):
         pass
     t0 = time.monotonic()
@@ -173,11 +187,12 @@ def first_launch(items: Path, url: str, fmt: str = "payload") -> tuple[float, in
         else:
             time.sleep(0.01)
     peak = _peak_rss_kb(proc.pid)
+    cpu = _cpu_seconds(proc.pid)
     proc.terminate()
     _out, err = proc.communicate(timeout=30)
     if first is None:
         raise RuntimeError(f"no launch seen: {err}")
-    return first - t0, peak
+    return first - t0, peak, cpu
 
 
 def parse_only(d: Path, n: int, fmt: str, repeat: int) -> dict[str, float]:
@@ -220,6 +235,12 @@ def main() -> None:
     ap.add_argument("--commits", type=int, default=3000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
+        "--cases",
+        default="fast,full,fresh",
+        help="which start → first launch cases to time (comma-separated: fast, full, fresh); "
+        "fresh alone skips building the big checkpoint",
+    )
+    ap.add_argument(
         "--format",
         choices=("payload", "request", "both"),
         default="payload",
@@ -229,15 +250,16 @@ def main() -> None:
     )
     a = ap.parse_args()
     formats = ["payload", "request"] if a.format == "both" else [a.format]
+    cases = [c for c in ("fast", "full", "fresh") if c in a.cases.split(",")]
     print(
         f"store: {asyncio.run(commits_per_second(a.commits)):.0f} transactions/s "
         f"(claim, mark_running, finish; WAL, synchronous=NORMAL)"
     )
-    runs: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    runs: dict[tuple[str, str], list[tuple[float, int, float]]] = {}
     with tempfile.TemporaryDirectory() as d, sim_process("--run-seconds", "1") as url:
         parsed = {fmt: parse_only(Path(d), a.items, fmt, a.repeat) for fmt in formats}
         built = {}
-        for fmt in formats:
+        for fmt in formats if {"fast", "full"} & set(cases) else []:
             t0 = time.perf_counter()
             (Path(d) / fmt).mkdir()
             built[fmt] = build(Path(d) / fmt, a.items, a.done, fmt)
@@ -247,15 +269,17 @@ def main() -> None:
         bare = [import_time() for _ in range(a.repeat)]
         for i in range(a.repeat):
             for fmt in formats:
-                items = built[fmt]
-                runs.setdefault((fmt, "fast"), []).append(first_launch(items, url, fmt))
-                with open(items, "a") as f:  # a new key: the file is read and synced again
-                    f.write(json.dumps(line(a.items + i, fmt)) + "\n")
-                runs.setdefault((fmt, "full"), []).append(first_launch(items, url, fmt))
-                new = Path(d) / f"fresh-{fmt}-{i}" / "items.jsonl"
-                new.parent.mkdir()
-                write_file(new, a.items, fmt)
-                runs.setdefault((fmt, "fresh"), []).append(first_launch(new, url, fmt))
+                if "fast" in cases:
+                    runs.setdefault((fmt, "fast"), []).append(first_launch(built[fmt], url, fmt))
+                if "full" in cases:
+                    with open(built[fmt], "a") as f:  # a new key: the file is read and synced again
+                        f.write(json.dumps(line(a.items + i, fmt)) + "\n")
+                    runs.setdefault((fmt, "full"), []).append(first_launch(built[fmt], url, fmt))
+                if "fresh" in cases:
+                    new = Path(d) / f"fresh-{fmt}-{i}" / "items.jsonl"
+                    new.parent.mkdir()
+                    write_file(new, a.items, fmt)
+                    runs.setdefault((fmt, "fresh"), []).append(first_launch(new, url, fmt))
     print(f"python + google-genai import alone: {min(bare):.2f} s (min of {a.repeat})")
     for fmt, readers in parsed.items():
         for name, took in readers.items():
@@ -266,29 +290,36 @@ def main() -> None:
         "fresh": f"no checkpoint yet ({a.items} lines read and added)",
     }
     for fmt in formats:
-        for case, label in what.items():
+        for case in cases:
             got = runs[(fmt, case)]
-            secs = [round(t, 2) for t, _ in got]
-            peak = max(p for _, p in got) / 1024
+            secs = [round(t, 2) for t, _, _ in got]
+            cpu = [round(c, 2) for _, _, c in got]
+            peak = max(p for _, p, _ in got) / 1024
             print(
-                f"{fmt}: start → first launch, {label}: {min(secs):.2f} s (min), runs {secs}; "
+                f"{fmt}: start → first launch, {what[case]}: median {median(secs):.2f} s, "
+                f"min {min(secs):.2f} s, runs {secs}; CPU median {median(cpu):.2f} s, runs {cpu}; "
                 f"peak RSS {peak:.0f} MB"
             )
     if len(formats) == 2:
-        for case, label in what.items():
-            ratio = min(t for t, _ in runs[("request", case)]) / min(
-                t for t, _ in runs[("payload", case)]
+        for case in cases:
+            req = [t for t, _, _ in runs[("request", case)]]
+            pay = [t for t, _, _ in runs[("payload", case)]]
+            req_cpu = [c for _, _, c in runs[("request", case)]]
+            pay_cpu = [c for _, _, c in runs[("payload", case)]]
+            print(
+                f"request/payload, {what[case]}: {median(req) / median(pay):.2f}x (medians), "
+                f"{min(req) / min(pay):.2f}x (mins), CPU {median(req_cpu) / median(pay_cpu):.2f}x"
+                " (medians)"
             )
-            print(f"request/payload, {label}: {ratio:.2f}x")
         # today's figure: payload lines through the first release's reader, which did not
         # build requests; its start differs from today's by the readers' difference in-process
         extra = parsed["payload"]["requests"] - parsed["payload"]["first release"]
-        for case in ("full", "fresh"):
-            today = min(t for t, _ in runs[("payload", case)]) - extra
-            ratio = min(t for t, _ in runs[("request", case)]) / today
+        for case in [c for c in cases if c != "fast"]:
+            today = median([t for t, _, _ in runs[("payload", case)]]) - extra
+            ratio = median([t for t, _, _ in runs[("request", case)]]) / today
             print(
                 f"request vs the first release's payload reader, {what[case]}: {ratio:.2f}x "
-                f"(that reader's start estimated at {today:.2f} s)"
+                f"(medians; that reader's start estimated at {today:.2f} s)"
             )
 
 

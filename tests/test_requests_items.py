@@ -23,6 +23,7 @@ from tuibatch.itemsfile import (
     batch_digest,
     iter_specs,
     load_items,
+    members,
     parse_lines,
     top_level_value,
 )
@@ -330,10 +331,46 @@ def test_a_fields_text_is_cut_from_the_line_exactly(
     obj: dict[str, Any], separators: tuple[str, str]
 ) -> None:
     text = "  " + json.dumps(obj, separators=separators, ensure_ascii=False) + " "
+    read = members(text)  # the line read member by member, as the items file is
+    assert read is not None and read[0] == obj
     for name, value in obj.items():
         found = top_level_value(text, name)
         assert found is not None and json.loads(found) == value
         assert found == found.strip() and found in text
+        start, end = read[1][name]
+        assert text[start:end] == found
     assert top_level_value(text, "\x00absent") is None
     # a repeated field: the last one, as json.loads keeps it
     assert top_level_value('{"a": 1, "a": [2]}', "a") == "[2]"
+
+
+def test_the_quick_cut_never_takes_a_name_that_is_not_the_top_level_key() -> None:
+    """The first ``"request"`` in a line may be a value, nested, inside a string or repeated:
+    the value found is always the top-level field's, as ``json.loads`` keeps it."""
+    tricky = [
+        '{"key": "request", "request": {"a": 1}}',
+        '{"meta": {"request": 0}, "request": [1, 2]}',
+        '{"meta": ["x", "request"], "request": 3}',
+        '{"key": "say \\"request", "request": {"b": "request"}}',
+        '{"request": 1, "key": "k"}',
+        '{"request": 1, "request": 2}',
+        '{"request": 1, "key": "k", "request": {"c": 2}}',
+        '{"requ\\u0065st": 5, "request": 6}',
+        '{"request": 1, "requ\\u0065st": 7}',
+        ' {\t"request" :\n{"d": [ ] } , "k": {"request": 0} } ',
+    ]
+    for text in tricky:
+        read = members(text)
+        assert read is not None and read[0] == json.loads(text), text
+        assert text[slice(*read[1]["request"])] == top_level_value(text, "request"), text
+        found = top_level_value(text, "request")
+        assert found is not None, text
+        assert json.loads(found) == json.loads(text)["request"], text
+        assert found in text and found == found.strip(), text
+
+
+def test_a_line_that_is_not_a_plain_object_is_left_to_json_loads() -> None:
+    for text in ['{"a": 1} x', '{"a": 1,}', '{"a" 1}', "[1]", '{"a": [1}', '{"a": nul}', "{", ""]:
+        assert members(text) is None, text
+    assert members(" { } ") == ({}, {})
+    assert members('{"a": NaN}') is not None  # as json.loads reads it

@@ -38,6 +38,7 @@ COMMANDS = (
     "watch",
     "doctor",
     "cancel-job",
+    "cleanup-jobs",
 )
 
 
@@ -157,6 +158,10 @@ def build_parser(command: str | None = None) -> tuple[_Parser, dict[str, _Parser
     p = add("cancel-job", "Cancel one Gemini Batch API job as a whole (its items end skipped).")
     p.add_argument("job", type=int, metavar="N", help="the job's number (the jobs view, J)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add(
+        "cleanup-jobs",
+        "Delete this checkpoint's finished Batch API jobs and their files on the service.",
+    )
     p = add(
         "doctor",
         "Check a real API key with the smallest possible calls (says what it costs before spending).",
@@ -191,7 +196,9 @@ def _run(ns: argparse.Namespace, probe: Callable[[str], None] | None) -> int:
 
     options = RunOptions.from_args(ns)
     if ns.dry_run:
-        return runner.dry_run(options)
+        from .dryrun import dry_run
+
+        return dry_run(options)
     if ns.headless:
         return runner.run(options, probe=probe)
     from .ui import run_app
@@ -271,6 +278,11 @@ def dispatch(ns: argparse.Namespace, *, probe: Callable[[str], None] | None = No
         return _doctor(ns)
     if ns.command == "cancel-job":
         return _cancel_job(ns)
+    if ns.command == "cleanup-jobs":
+        from .batchmode.commands import cleanup_jobs
+
+        logs.out.info("%s", asyncio.run(cleanup_jobs(ns.db)))
+        return ExitCode.OK
     from . import commands
 
     if ns.command == "status":

@@ -52,7 +52,7 @@ class Item:
     :mod:`tuibatch.request_sdk`); None for an item read the first release's way, whose target
     and instruction are decided at launch. ``payload_json`` is the line's payload (or
     ``request`` / ``input``) as JSON text, as the user wrote it; given a *source* (a function
-    that makes it), it is made on first use: only new keys are ever stored, so a file of 100k
+    that makes it), it is made on use: only new keys are ever stored, so a file of 100k
     lines with one new key makes it once.
     """
 
@@ -100,11 +100,12 @@ class Item:
 
     @property
     def payload_json(self) -> str:
+        """Made from *source* on each use when one was given, and not kept: the store reads
+        it once, as it writes the row (100k of them are never held at once)."""
         text: str | None = self._payload_json
         if text is None:
             assert self._source is not None
-            text = self._payload_json = self._source()
-            self._source = None
+            return self._source()
         return text
 
     @property
@@ -214,10 +215,9 @@ def read_json_file(path: Path, what: str) -> Any:
         ) from None
 
 
-def iter_objects(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any], str]]:
-    """(line number, JSON object, the line's text) for every non-blank line; a leading UTF-8
-    BOM, CRLF line ends and blank lines are fine. InputError names the first line that is not
-    a JSON object."""
+def iter_lines(path: Path, data: bytes) -> Iterator[tuple[int, str]]:
+    """(line number, text) for every non-blank line; a leading UTF-8 BOM, CRLF line ends and
+    blank lines are fine. InputError names the first line that is not UTF-8."""
     # line by line, without a list of every line: a 100k-line file is not held twice
     start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     size, lineno = len(data), 0
@@ -233,15 +233,27 @@ def iter_objects(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any],
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise fail(path, lineno, f"invalid UTF-8 at byte {exc.start + 1}") from None
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise fail(path, lineno, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
-        except RecursionError:
-            raise fail(path, lineno, "malformed JSON: nested too deeply") from None
-        if not isinstance(obj, dict):
-            raise fail(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-        yield lineno, obj, text
+        yield lineno, text
+
+
+def load_object(path: Path, lineno: int, text: str) -> dict[str, Any]:
+    """One line's JSON object, or InputError naming the line."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(path, lineno, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise fail(path, lineno, "malformed JSON: nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise fail(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def iter_objects(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """(line number, JSON object, the line's text) for every non-blank line (see
+    :func:`iter_lines`). InputError names the first line that is not a JSON object."""
+    for lineno, text in iter_lines(path, data):
+        yield lineno, load_object(path, lineno, text), text
 
 
 class KeyLines:

@@ -30,8 +30,9 @@ from .items import (
     canonical,
     canonical_payload,
     fail,
-    iter_objects,
+    iter_lines,
     legacy_payload_hash,
+    load_object,
     read_file,
 )
 from .options import RunOptions
@@ -141,6 +142,57 @@ class _Written:
 def top_level_value(text: str, name: str) -> str | None:
     """The text of field *name* of the JSON object *text*, exactly as written (None when the
     object has no such field; the last one when it has several, as ``json.loads`` keeps)."""
+    found = _cut_once(text, name)
+    return found if found is not None else _walk(text, name)
+
+
+def _cut_once(text: str, name: str) -> str | None:
+    """:func:`top_level_value` for a line that names *name* once, spelled plainly (a Batch API
+    line as tools write it): the members before and after it are checked as whole JSON without
+    walking them one by one. None when that cannot be told for sure (then the walk decides).
+
+    ``"name"`` can only occur in JSON text as a whole string token (inside a string every quote
+    is escaped); its first occurrence is the top-level key exactly when the text before it is
+    ``{`` or ``{`` + whole members + ``,``, which a parse of that text closed with ``}`` tells:
+    a token nested deeper would leave a bracket open, one that is a value would leave a key
+    without one."""
+    token = encode_basestring(name)
+    k = text.find(token)
+    if k < 0:
+        return None
+    head = text[:k].rstrip(" \t\n\r")
+    if head.endswith(","):
+        try:
+            before = json.loads(head[:-1] + "}")
+        except ValueError:
+            return None
+        if type(before) is not dict:
+            return None
+    elif head.lstrip(" \t\n\r") != "{":
+        return None
+    i = _skip(text, k + len(token))
+    if text[i : i + 1] != ":":
+        return None
+    i = _skip(text, i + 1)
+    try:
+        _value, end = _DECODER.raw_decode(text, i)
+    except ValueError:
+        return None
+    rest = text[end:].strip(" \t\n\r")
+    if rest == "}":
+        return text[i:end]
+    if rest.startswith(","):  # members after it: whole, and none of them the same name again
+        try:
+            after = json.loads("{" + rest[1:])
+        except ValueError:
+            return None
+        if type(after) is dict and name not in after:
+            return text[i:end]
+    return None
+
+
+def _walk(text: str, name: str) -> str | None:
+    """:func:`top_level_value` by walking the object's members one by one."""
     i = _skip(text, 0)
     if text[i : i + 1] != "{":
         return None
@@ -163,6 +215,53 @@ def top_level_value(text: str, name: str) -> str | None:
 
 
 _WS = re.compile(r"[ \t\n\r]*")
+_SPACE = frozenset(" \t\n\r")
+
+
+def members(text: str) -> tuple[dict[str, Any], dict[str, tuple[int, int]]] | None:
+    """A line's JSON object read member by member: (the object, exactly as ``json.loads``
+    makes it; where each field's value is in *text*, the last one for a repeated field). None
+    for anything but a plain well-formed object: then ``json.loads`` reads it (and words the
+    error). One read of the line gives a request's text as written without a second parse."""
+    obj: dict[str, Any] = {}
+    spans: dict[str, tuple[int, int]] = {}
+    decode, skip, size, space = _DECODER.raw_decode, _skip, len(text), _SPACE
+    i = skip(text, 0)
+    if text[i : i + 1] != "{":
+        return None
+    i = skip(text, i + 1)
+    try:
+        if text[i : i + 1] == "}":
+            return (obj, spans) if skip(text, i + 1) == size else None
+        while text[i : i + 1] == '"':
+            key, i = decode(text, i)
+            c = text[i : i + 1]
+            if c in space:  # json.dumps writes ": " and ", ": look before calling the regex
+                i = skip(text, i)
+                c = text[i : i + 1]
+            if c != ":":
+                return None
+            i += 1
+            if text[i : i + 1] in space:
+                i = skip(text, i)
+            value, end = decode(text, i)
+            obj[key] = value
+            spans[key] = (i, end)
+            i = end
+            c = text[i : i + 1]
+            if c in space:
+                i = skip(text, i)
+                c = text[i : i + 1]
+            if c == "}":
+                return (obj, spans) if skip(text, i + 1) == size else None
+            if c != ",":
+                return None
+            i += 1
+            if text[i : i + 1] in space:
+                i = skip(text, i)
+    except (ValueError, RecursionError):
+        return None
+    return None
 
 
 def _skip(text: str, i: int) -> int:
@@ -181,7 +280,13 @@ def iter_specs(
     keys = KeyLines(path)
     legacy_side = _legacy_side(defaults)
     build, add_key = builder.build, keys.add
-    for seq, (lineno, obj, text) in enumerate(iter_objects(path, data)):
+    for seq, (lineno, text) in enumerate(iter_lines(path, data)):
+        # request and input lines are read member by member: their value's text comes with it
+        read = members(text) if ('"request"' in text or '"input"' in text) else None
+        if read is None:
+            obj, spans = load_object(path, lineno, text), None
+        else:
+            obj, spans = read
         spec = build(obj, lineno)
         key = spec.key
         add_key(key, lineno)
@@ -194,6 +299,9 @@ def iter_specs(
             _check_text(path, lineno, fmt, payload_json)
             if legacy_side and "config" not in obj and "agent_config" not in obj:
                 legacy = legacy_payload_hash(obj, canonical_payload(value))
+        elif spans is not None and fmt in spans:  # cut from the line exactly as written
+            start, end = spans[fmt]
+            payload_json = text[start:end]
         else:  # made when the store first needs it: only for a new key (see Item)
             payload_json, source = "", _Written(path, lineno, fmt, text)
         agent, model = _own_target(obj, fmt)

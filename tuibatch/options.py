@@ -87,6 +87,10 @@ class RunOptions:
     #: caps per Batch API job
     job_items: int = 5000
     job_bytes: int = 200_000_000
+    # --- dry run
+    #: the service counts the tokens (``--count-tokens``), of a sample of N distinct requests
+    count_tokens: bool = False
+    count_tokens_sample: int | None = None
 
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> RunOptions:
@@ -98,6 +102,13 @@ class RunOptions:
             raise UsageError("--max-concurrency must be at least 1")
         if a.timeout is not None and a.timeout <= 0:
             raise UsageError("--timeout must be more than 0")
+        sample = getattr(a, "count_tokens_sample", None)
+        if sample is not None and sample < 1:
+            raise UsageError("--count-tokens-sample must be at least 1")
+        if sample is not None and not getattr(a, "count_tokens", False):
+            raise UsageError("--count-tokens-sample goes with --count-tokens")
+        if getattr(a, "count_tokens", False) and not getattr(a, "dry_run", False):
+            raise UsageError("--count-tokens goes with --dry-run (a run counts what it uses)")
         for flag in (
             "poll_interval",
             "poll_max",
@@ -162,6 +173,8 @@ class RunOptions:
             mode=a.mode,
             job_items=a.job_items,
             job_bytes=a.job_bytes,
+            count_tokens=getattr(a, "count_tokens", False),
+            count_tokens_sample=sample,
         )
 
     def to_argv(self, *, headless: bool = False) -> list[str]:
@@ -216,6 +229,19 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="count items and estimate tokens and cost; launch nothing",
+    )
+    p.add_argument(
+        "--count-tokens",
+        action="store_true",
+        help="with --dry-run: the service counts each distinct model request's tokens "
+        "(countTokens: free, launches nothing; agents cannot be counted)",
+    )
+    p.add_argument(
+        "--count-tokens-sample",
+        type=int,
+        metavar="N",
+        help="with --count-tokens: count N distinct requests spread over the file and "
+        "extrapolate the rest",
     )
     target = p.add_mutually_exclusive_group()
     target.add_argument("--agent", help="managed agent for items that name none (Interactions API)")

@@ -188,42 +188,6 @@ def storage_line(exc: StorageError, kept: list[fallback.KeptRun], db: Path) -> s
     )
 
 
-# ----------------------------------------------------------------------- dry run
-
-
-async def _finished_keys(db: Path) -> set[str]:
-    """Keys already done or skipped, read without writing (a dry run changes nothing)."""
-    if not db.exists():
-        return set()
-    store = await Store.open(db, readonly=True)
-    try:
-        return await store.finished_keys()
-    finally:
-        await store.close()
-
-
-def dry_run(options: RunOptions) -> ExitCode:
-    """Check every line and the batch's config, count the items left and bracket their cost
-    per model; launch nothing, write nothing."""
-    from .dryrun import estimate
-    from .itemsfile import iter_specs
-    from .pricing import load_prices
-
-    defaults = read_batch(options)
-    try:
-        prices = load_prices(options.prices)
-        finished = asyncio.run(_finished_keys(options.db))
-        data = read_file(options.items)
-        report = estimate(iter_specs(options.items, data, defaults), prices, finished)
-        if not report.items:
-            raise InputError(f"{options.items}: no items (the file is empty)")
-    except (InputError, CheckpointError) as exc:
-        raise UsageError(str(exc)) from None
-    for line in report.lines():
-        logs.out.info("%s", line)
-    return ExitCode.OK
-
-
 # --------------------------------------------------------------------------- run
 
 

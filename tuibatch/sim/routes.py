@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tuibatch.items import key_label
-from tuibatch.sim import batches, catalog, files, interactions, models
+from tuibatch.sim import batches, catalog, files, interactions, models, tokens
 from tuibatch.sim.config import API_VERSIONS
 from tuibatch.sim.errors import ApiError, Drop, bad_key_error, missing_key_error
 from tuibatch.sim.stats import Ctx
@@ -44,9 +44,10 @@ def build_app(sim: Simulator) -> web.Application:
     )
     generate = api.wrap("generate", "rpc", models.generate)
     batch_create = api.wrap("batch_create", "rpc", batches.create)
+    count_tokens = api.wrap("count_tokens", "rpc", tokens.count_tokens)
     app.router.add_post(
         "/{v}/models/{tail}",
-        by_tail({":batchGenerateContent": batch_create}, generate),
+        by_tail({":batchGenerateContent": batch_create, ":countTokens": count_tokens}, generate),
     )
     app.router.add_get("/{v}/models", api.wrap("models_list", "rpc", catalog.list_models))
     app.router.add_get("/{v}/models/{tail}", api.wrap("models_get", "rpc", catalog.get_model))

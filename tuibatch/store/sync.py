@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .. import owner as owner_mod
 from ..items import Item
@@ -39,12 +39,17 @@ def sync_items(con: sqlite3.Connection, items: Sequence[Item], rerun_changed: bo
             report.changed = [it.key for it in changed]
             raise ChangedKeys(report)
         now = time.time()
-        new_rows = []
-        for it in items:
-            if it.key not in known:
-                new_rows.append(
-                    (
-                        next_seq,
+        added: list[int] = []
+
+        def new_rows() -> Iterator[tuple[object, ...]]:
+            # streamed into executemany: a row's texts (the request, the line's payload) are
+            # made, written and dropped one at a time, never held for 100k items at once
+            seq = next_seq
+            for it in items:
+                if it.key not in known:
+                    added.append(seq)
+                    yield (
+                        seq,
                         it.key,
                         it.payload_hash,
                         it.input_text,
@@ -56,27 +61,27 @@ def sync_items(con: sqlite3.Connection, items: Sequence[Item], rerun_changed: bo
                         now,
                         now,
                     )
-                )
-                next_seq += 1
-        if new_rows:
-            con.executemany(
-                "INSERT INTO items(seq, key, payload_hash, input, payload, agent, model,"
-                " instruction, request, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                new_rows,
-            )
-            if len(new_rows) <= ADDED_EVENTS_MAX:
-                for r in new_rows:
+                    seq += 1
+
+        con.executemany(
+            "INSERT INTO items(seq, key, payload_hash, input, payload, agent, model,"
+            " instruction, request, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            new_rows(),
+        )
+        if added:
+            if len(added) <= ADDED_EVENTS_MAX:
+                for seq in added:
                     append(
                         con,
-                        r[0],
+                        seq,
                         EventKind.STATE,
                         state=ItemState.PENDING,
                         message="added",
                         now=now,
                     )
             else:
-                append(con, None, EventKind.INFO, message=f"{len(new_rows)} items added", now=now)
-            report.added = len(new_rows)
+                append(con, None, EventKind.INFO, message=f"{len(added)} items added", now=now)
+            report.added = len(added)
         for it in changed:
             _rerun(con, known[it.key][0], it, now, report)
             report.rerun += 1
