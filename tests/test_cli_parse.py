@@ -127,6 +127,7 @@ def test_run_options_from_flags() -> None:
             agent="ag",
             instruction="-x",
             concurrency=3,
+            adaptive=False,
             max_attempts=2,
             rpm=12.5,
             tpm=1e6,
@@ -194,12 +195,20 @@ def test_request_flags_are_read_into_the_options() -> None:
 
 
 def test_the_worker_gets_the_same_options_headless_and_quiet_unless_told() -> None:
-    o = RunOptions(items=Path("a.jsonl"), db=Path("a.db"), budget=2.0, concurrency=4)
+    o = RunOptions(
+        items=Path("a.jsonl"), db=Path("a.db"), budget=2.0, concurrency=4, adaptive=False
+    )
     argv = worker_args(o)
     ns = parse(argv)
     assert ns.headless
     assert RunOptions.from_args(ns) == RunOptions(
-        items=Path("a.jsonl"), db=Path("a.db"), budget=2.0, concurrency=4, log_level=QUIET
+        items=Path("a.jsonl"),
+        db=Path("a.db"),
+        budget=2.0,
+        concurrency=4,
+        adaptive=False,
+        log_level=QUIET,
     )
+    assert RunOptions.from_args(parse(["a.jsonl"])).adaptive  # auto unless a number is given
     debug = RunOptions(items=Path("a.jsonl"), db=Path("a.db"), log_level="debug")
     assert RunOptions.from_args(parse(worker_args(debug))).log_level == "debug"

@@ -170,3 +170,32 @@ async def test_two_processes_on_one_checkpoint_share_one_schedule(tmp_path: Path
     finally:
         await a_store.close()
         await b_store.close()
+
+
+async def test_auto_concurrency_grows_for_long_runs_but_not_past_the_quota() -> None:
+    """Runs that take minutes launch rarely: auto grows by the second while every slot is taken
+    and nothing holds work back, and stops growing once the schedule is what limits."""
+    clock = Clock()
+    pacer = Pacer(concurrency=8, adaptive=True, max_concurrency=32, clock=clock)
+    for _ in range(40):  # a minute-long run in every slot: a free worker looks every 0.25 s
+        for _ in range(4):
+            await pacer.slot_free(int(pacer.limit))  # (true when it just grew a slot)
+            clock.t += 0.25
+    assert pacer.limit == 32  # a slot a second, up to the ceiling
+    told = Pacer(concurrency=8, rpm=60, adaptive=True, max_concurrency=32, clock=clock)
+    for _ in range(40):
+        assert await told.try_request() >= 0  # launches wait on the schedule now and then
+        await told.slot_free(int(told.limit))
+        clock.t += 0.25
+    assert told.limit < 9  # the quota is the limit: more in flight would only wait
+    await pacer.on_failure(Failure(Kind.TRANSIENT, "overloaded", code=503))
+    assert pacer.limit == 16
+    for _ in range(40):  # an overloaded service is not answered with a slot a second
+        await pacer.slot_free(int(pacer.limit))
+        clock.t += 0.25
+    assert pacer.limit == 16
+    fixed = Pacer(concurrency=8, clock=clock)
+    for _ in range(40):
+        assert not await fixed.slot_free(8)
+        clock.t += 0.25
+    assert fixed.limit == 8

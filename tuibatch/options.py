@@ -37,7 +37,8 @@ class RunOptions:
     model: str | None = None
     instruction: str | None = None
     concurrency: int = AUTO_START
-    adaptive: bool = False  # --concurrency auto: AIMD between `concurrency` and `max_concurrency`
+    #: ``--concurrency auto``, the default: AIMD between `concurrency` and `max_concurrency`
+    adaptive: bool = True
     max_concurrency: int = 32
     max_attempts: int = 5
     rpm: float | None = None
@@ -190,8 +191,8 @@ class RunOptions:
             flag = "--" + name.replace("_", "-")
             if name in ("items", "db", "adaptive"):
                 continue
-            if name == "concurrency" and self.adaptive:
-                out.append(f"{flag}=auto")
+            if name == "concurrency":
+                out.append(f"{flag}=auto" if self.adaptive else f"{flag}={value}")
             elif value == getattr(defaults, name):
                 continue
             elif isinstance(value, tuple):  # a repeatable flag: once per value
@@ -250,10 +251,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pace and retries")
     g.add_argument(
         "--concurrency",
-        default=str(AUTO_START),
+        default="auto",
         metavar="N|auto",
-        help=f"runs in flight at once (default {AUTO_START}), or auto: AIMD from "
-        f"{AUTO_START} up to --max-concurrency",
+        help=f"runs in flight at once: a fixed N, or auto (the default): from {AUTO_START} up to "
+        "--max-concurrency while every slot is busy and the service keeps up",
     )
     g.add_argument("--max-concurrency", type=int, default=32, help="ceiling for --concurrency auto")
     g.add_argument(

@@ -25,8 +25,11 @@ def interval_and_tau(rate: float) -> tuple[float, float]:
     """(seconds between requests, burst slack) for *rate* requests per second."""
     interval = 1.0 / rate
     burst = max(1, round(rate * BURST_SECONDS))
-    # at least half an interval of slack: a worker that wakes a little late can catch up
-    return interval, max(burst - 1, 0.5) * interval
+    if burst < 2:
+        # under two a second: no slack at all. A bucket that holds two seconds of such a
+        # quota holds one request, and refuses any two sent closer than one interval
+        return interval, 0.0
+    return interval, (burst - 1) * interval
 
 
 def gcra_take(tat: float, now: float, rate: float) -> tuple[float, float]:

@@ -6,6 +6,9 @@ store), each written in one ``BEGIN IMMEDIATE`` transaction (:meth:`Store.transa
 * ``pace_gcra``: one row per schedule (``requests``) holding its GCRA theoretical arrival
   time and the rate it runs at (told, or learned by whichever process learned last). A
   launch reads and moves one number: cheap, whatever the rate.
+* ``pace_peer``: per process, how many requests the service accepted from it over the last
+  minute, refreshed every couple of seconds: a quota learned from what was accepted counts
+  every process on the checkpoint, not only the one that was refused;
 * ``pace``: a sliding window of input tokens, for ``--tpm`` (tokens are weighed, not spaced).
 """
 
@@ -30,7 +33,12 @@ CREATE = (
 CREATE_GCRA = (
     "CREATE TABLE IF NOT EXISTS pace_gcra (k TEXT PRIMARY KEY, tat REAL NOT NULL,"
     " rate REAL NOT NULL, changed REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pace_peer (k TEXT NOT NULL, who TEXT NOT NULL, n REAL NOT NULL,"
+    " at REAL NOT NULL, PRIMARY KEY (k, who))",
 )
+#: a count older than this says nothing about the last minute (a process whose every item
+#: sleeps in a backoff reports nothing for a while)
+PEER_FRESH = 60.0
 
 
 class SharedPace:
@@ -74,6 +82,22 @@ class SharedPace:
         self._created_gcra = True
         return out
 
+    async def report(self, key: str, who: str, n: float, now: float) -> tuple[float, int]:
+        """Tell the other processes on the checkpoint how many requests of schedule *key* the
+        service accepted from *who* over the last minute; (what it accepted from them, how
+        many they are)."""
+        create = not self._created_gcra
+
+        def fn(con: sqlite3.Connection) -> tuple[float, int]:
+            if create:
+                for stmt in CREATE_GCRA:
+                    con.execute(stmt)
+            return report(con, key, who, n, now)
+
+        out = await self.store.transaction(fn)
+        self._created_gcra = True
+        return out
+
     async def share_rate(self, key: str, rate: float, changed: float) -> None:
         """Tell every process on the checkpoint the rate just learned (set at *changed*)."""
         create = not self._created_gcra
@@ -86,6 +110,22 @@ class SharedPace:
 
         await self.store.transaction(fn)
         self._created_gcra = True
+
+
+def report(con: sqlite3.Connection, key: str, who: str, n: float, at: float) -> tuple[float, int]:
+    """Inside a write transaction: record *who*'s count; (the sum of the other fresh counts,
+    how many other processes reported lately)."""
+    con.execute(
+        "INSERT INTO pace_peer(k, who, n, at) VALUES (?,?,?,?)"
+        " ON CONFLICT(k, who) DO UPDATE SET n=excluded.n, at=excluded.at",
+        (key, who, n, at),
+    )
+    con.execute("DELETE FROM pace_peer WHERE k=? AND at < ?", (key, at - 10 * PEER_FRESH))
+    others, peers = con.execute(
+        "SELECT coalesce(sum(n), 0), count(*) FROM pace_peer WHERE k=? AND who<>? AND at >= ?",
+        (key, who, at - PEER_FRESH),
+    ).fetchone()
+    return float(others), int(peers)
 
 
 def share_rate(con: sqlite3.Connection, key: str, rate: float, changed: float) -> None:
