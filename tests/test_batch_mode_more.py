@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import FAST, cli_env, run_cli, start_cli, wait_until, write_items
+from test_batch_mode import jobs, rows
 
 from tuibatch.items import key_label
 from tuibatch.sim import SimulatorThread
@@ -30,24 +31,6 @@ def run(
     argv: list[str], env: dict[str, str], point: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return run_cli(argv, env=env, timeout=120, probe=point)
-
-
-def rows(db: Path) -> dict[str, dict[str, Any]]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return {r["key"]: dict(r) for r in con.execute("SELECT * FROM items")}
-    finally:
-        con.close()
-
-
-def jobs(db: Path) -> list[dict[str, Any]]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM jobs ORDER BY id")]
-    finally:
-        con.close()
 
 
 # ------------------------------------------------------------------------ liveness

@@ -15,10 +15,12 @@ store), each written in one ``BEGIN IMMEDIATE`` transaction (:meth:`Store.transa
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from .gcra import gcra_take
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -70,29 +72,23 @@ class SharedPace:
         (another process learned it later) is the one used, and returned for adoption.
         A rate of 0 paces nothing (and, being oldest, takes the row's rate if it has one).
         """
-        create = not self._created_gcra
-
-        def fn(con: sqlite3.Connection) -> tuple[float, float, float]:
-            if create:
-                for stmt in CREATE_GCRA:
-                    con.execute(stmt)
-            return slot(con, key, now, rate, changed)
-
-        out = await self.store.transaction(fn)
-        self._created_gcra = True
-        return out
+        return await self._on_gcra(lambda con: slot(con, key, now, rate, changed))
 
     async def report(self, key: str, who: str, n: float, now: float) -> tuple[float, int]:
         """Tell the other processes on the checkpoint how many requests of schedule *key* the
         service accepted from *who* over the last minute; (what it accepted from them, how
         many they are)."""
+        return await self._on_gcra(lambda con: report(con, key, who, n, now))
+
+    async def _on_gcra(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """*body* in one transaction on the schedule tables, created by the first call."""
         create = not self._created_gcra
 
-        def fn(con: sqlite3.Connection) -> tuple[float, int]:
+        def fn(con: sqlite3.Connection) -> T:
             if create:
                 for stmt in CREATE_GCRA:
                     con.execute(stmt)
-            return report(con, key, who, n, now)
+            return body(con)
 
         out = await self.store.transaction(fn)
         self._created_gcra = True
