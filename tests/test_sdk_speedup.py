@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import time
+import typing
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -361,8 +362,17 @@ def test_install_patches_one_binding_and_uninstall_restores_it() -> None:
     assert requestbodies.marshal_json is serializers.marshal_json
     assert unmarshal_json_response.unmarshal_json is serializers.unmarshal_json
 
+    from google.genai._gaos.utils import queryparams, url
+
+    for helper in (url, queryparams):
+        assert isinstance(helper.get_type_hints, sdk_speedup.CachedTypeHints)
+    hints = url.get_type_hints
+    assert hints(sdk_speedup.SpeedupStatus) == typing.get_type_hints(sdk_speedup.SpeedupStatus)
+    assert hints(sdk_speedup.SpeedupStatus) is not hints(sdk_speedup.SpeedupStatus)  # copies
+
     assert sdk_speedup.uninstall() is True
     assert serializers.create_model is pydantic.create_model
+    assert url.get_type_hints is queryparams.get_type_hints is typing.get_type_hints
     assert sdk_speedup.active() is None
     assert sdk_speedup.uninstall() is False
 

@@ -24,6 +24,13 @@ not change. A cached class is used exactly as a fresh one would be: the SDK vali
 value with it and keeps nothing else, and pydantic model classes are safe to reuse across calls
 and threads. A race between two threads at most builds the same class twice.
 
+The same goes for ``typing.get_type_hints`` in the SDK's ``url`` and ``queryparams`` helpers:
+every request resolves the type hints of its path- and query-parameter class afresh (evaluating
+forward references: a ``compile`` per field, about a fifth of the CPU left per call once the
+classes are cached). The name is rebound in those two modules to a wrapper that answers a call of
+exactly the shape they make (one class, no options) from a cache keyed by the class object, with a
+fresh copy of the dict each time; any other call goes to ``typing.get_type_hints`` unchanged.
+
 It refuses to install (and logs a WARNING on ``tuibatch.backends``) on an SDK version it was not
 verified against, or when the SDK's code is not shaped as expected. ``TUIBATCH_SDK_SPEEDUP=0``
 turns it off. This is the one place tuibatch touches a private module of the SDK, on purpose and
@@ -113,8 +120,30 @@ class CachedCreateModel:
         self.hits = self.misses = 0
 
 
+class CachedTypeHints:
+    """Stands in for ``get_type_hints`` inside the SDK's url/queryparams helpers."""
+
+    def __init__(self, original: Callable[..., Any]) -> None:
+        self.original = original
+        self._cache: dict[type, dict[str, Any]] = {}
+
+    def __call__(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs or not isinstance(obj, type):
+            return self.original(obj, *args, **kwargs)
+        hints = self._cache.get(obj)
+        if hints is None:
+            hints = self.original(obj)
+            if len(self._cache) < MAX_CACHED_CLASSES:
+                self._cache[obj] = hints
+        return dict(hints)
+
+
+#: the SDK helpers whose ``get_type_hints`` is rebound to a :class:`CachedTypeHints`
+_TYPE_HINT_MODULES = ("google.genai._gaos.utils.url", "google.genai._gaos.utils.queryparams")
+
 _lock = threading.Lock()
 _installed: tuple[ModuleType, CachedCreateModel] | None = None
+_hints: list[tuple[ModuleType, CachedTypeHints]] = []
 
 
 def sdk_version() -> str:
@@ -178,9 +207,19 @@ def install() -> SpeedupStatus:
         problem = _shape_problem(serializers, original)
         if problem is not None:
             return _refuse(problem)
+        import typing
+
+        helpers = [importlib.import_module(name) for name in _TYPE_HINT_MODULES]
+        for module in helpers:
+            if getattr(module, "get_type_hints", None) is not typing.get_type_hints:
+                return _refuse(f"{module.__name__}.get_type_hints is not typing.get_type_hints")
         wrapper = CachedCreateModel(original, serializers.__name__)
         serializers.create_model = wrapper  # type: ignore[attr-defined]
         _installed = (serializers, wrapper)
+        for module in helpers:
+            hints = CachedTypeHints(typing.get_type_hints)
+            module.get_type_hints = hints  # type: ignore[attr-defined]
+            _hints.append((module, hints))
     log.info("SDK serializer speed-up applied (google-genai %s)", version)
     return SpeedupStatus(True, f"applied to google-genai {version}")
 
@@ -193,6 +232,10 @@ def uninstall() -> bool:
             return False
         serializers, wrapper = _installed
         _installed = None
+        while _hints:
+            module, hints = _hints.pop()
+            if getattr(module, "get_type_hints", None) is hints:
+                module.get_type_hints = hints.original  # type: ignore[attr-defined]
         if getattr(serializers, "create_model", None) is wrapper:
             serializers.create_model = wrapper.original  # type: ignore[attr-defined]
         else:
