@@ -20,6 +20,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
@@ -221,6 +222,8 @@ class BatchApp(App[int]):
             await self._refresh()
             if self.worker_view() != self._painted_worker:
                 self._paint_header()  # a worker exited, died or started: say so now
+        except NoMatches:  # a tick while the app closes: its widgets are already gone
+            return
         finally:
             self._ticking = False
 
