@@ -199,3 +199,34 @@ def test_vertex_without_credentials_pauses_instead_of_failing(tmp_path: Path) ->
     assert _states(tmp_path / "items.tuibatch.db") == dict.fromkeys(
         [f"item-{i:04d}" for i in range(4)], "pending"
     )
+
+
+def test_a_read_of_the_control_table_never_undoes_a_pause_written_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The worker's 0.3 s control watch reads the table while the engine pauses the batch (a
+    budget reached, say): the read began first and answers "not paused". It must not win, or the
+    next item is claimed and paid for past the budget (seen once under load)."""
+    import asyncio
+
+    from tuibatch.engine.control import Control
+    from tuibatch.limiter import Pacer
+    from tuibatch.states import PauseKind
+    from tuibatch.store import Store
+
+    async def go() -> tuple[bool, bool]:
+        store = await Store.open(tmp_path / "c.db", create=True)
+        try:
+            ctl = Control(store, Pacer(concurrency=1))
+            await ctl.read()
+            reading = asyncio.create_task(ctl.read())
+            await asyncio.sleep(0)  # the read is at the store, and answers "not paused" ...
+            await ctl.set_pause("budget reached", PauseKind.BATCH)  # ... after this pause
+            await reading
+            after_overlap = ctl.pause.active
+            await ctl.read()  # a read that starts after the write sees it
+            return after_overlap, ctl.pause.active and ctl.batch_paused
+        finally:
+            await store.close()
+
+    assert asyncio.run(go()) == (True, True)

@@ -31,6 +31,9 @@ class Control:
         #: set once: stop claiming, let pollers go
         self.stop_event = asyncio.Event()
         self.pause = PauseState()
+        #: bumped around each pause this worker writes: a read of the control table that
+        #: overlaps one is older than it and must not undo it (a budget pause, say)
+        self._pause_writes = 0
         #: items of this worker that a user asked to skip: cancel their runs
         self.cancel_flags: set[int] = set()
         self._wake = asyncio.Event()
@@ -57,15 +60,21 @@ class Control:
     async def set_pause(self, reason: str, kind: PauseKind) -> None:
         if not self.pause.active:
             log.warning("batch paused: %s", visible(reason))
+        self._pause_writes += 1
         self.pause = PauseState(True, reason, kind)
-        await self.store.set_paused(True, reason, kind=kind)
+        try:
+            await self.store.set_paused(True, reason, kind=kind)
+        finally:
+            self._pause_writes += 1
 
     # -------------------------------------------------------------- the control table
 
     async def read(self) -> None:
+        writes = self._pause_writes
         ctl = await self.store.control()
         self.pacer.absorb(ctl)
-        self.pause = pause_state(ctl)
+        if writes == self._pause_writes:  # else this read may predate our own pause
+            self.pause = pause_state(ctl)
 
     async def watch(self) -> None:
         """Forever: follow pauses and resumes, and skip requests for items held here."""

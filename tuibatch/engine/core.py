@@ -137,20 +137,22 @@ class Engine(Launcher, Runs):
                     return
                 await self.ctl.nap(0.25)
                 continue
+            self._busy += 1  # the slot is taken before the claim's await: no other worker gets it
             try:
                 claim = await self.store.claim(
                     only_agents=self.cfg.only_agents, default_agent=self.cfg.agent is not None
                 )
             except StorageError as exc:
+                self._busy -= 1
                 self._storage_failed(exc)
                 return
             if claim is None:
+                self._busy -= 1
                 pending, _ = await self.store.work_left()
                 if pending == 0 and self._busy == 0:
                     return
                 await self.ctl.nap(0.2)
                 continue
-            self._busy += 1
             try:
                 await self._process(claim)
             except LostLease:
