@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 @contextmanager
@@ -79,3 +80,11 @@ def sim_stats(url: str) -> dict:
 
     with urllib.request.urlopen(url + "/_sim/stats") as r:  # noqa: S310 (loopback only)
         return json.loads(r.read())
+
+
+def agent_cli(items: Path, concurrency: str, *flags: str) -> list[str]:
+    """A quiet headless ``tuibatch`` run of *items* on the simulator's agent."""
+    return [
+        sys.executable, "-m", "tuibatch", str(items), "--headless", "--quiet",
+        "--agent", "sim-agent", "--concurrency", concurrency, *flags,
+    ]  # fmt: skip

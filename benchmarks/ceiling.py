@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import bench_env, plain_loop, sim_process, sim_stats  # noqa: E402
+from _common import agent_cli, bench_env, plain_loop, sim_process, sim_stats  # noqa: E402
 
 HERE = Path(__file__).resolve()
 
@@ -79,16 +79,8 @@ def run_one(
             "".join(json.dumps({"key": k, "payload": f"ceiling {k}"}) + "\n" for k in keys)
         )
         cmds = [
-            [
-                sys.executable,
-                "-m",
-                "tuibatch",
-                str(items),
-                "--headless",
-                "--quiet",
-                "--agent",
-                "sim-agent",
-                "--concurrency",
+            agent_cli(
+                items,
                 str(concurrency),
                 "--poll-interval",
                 "0.001",
@@ -96,7 +88,7 @@ def run_one(
                 "3600",
                 "--db",
                 str(d / "items.tuibatch.db"),
-            ]
+            )
         ] * workers
     t0 = time.perf_counter()
     procs = [

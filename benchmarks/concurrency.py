@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import bench_env, sim_process  # noqa: E402
+from _common import agent_cli, bench_env, sim_process  # noqa: E402
 
 
 def run(url: str, n: int, concurrency: str, d: Path, tag: str) -> float:
@@ -28,16 +28,8 @@ def run(url: str, n: int, concurrency: str, d: Path, tag: str) -> float:
     )
     t0 = time.perf_counter()
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tuibatch",
-            str(items),
-            "--headless",
-            "--quiet",
-            "--agent",
-            "sim-agent",
-            "--concurrency",
+        agent_cli(
+            items,
             concurrency,
             "--poll-interval",
             "0.1",
@@ -45,7 +37,7 @@ def run(url: str, n: int, concurrency: str, d: Path, tag: str) -> float:
             "1",
             "--progress-every",
             "600",
-        ],
+        ),
         env=bench_env(url),
         check=True,
         stdout=subprocess.DEVNULL,

@@ -8,12 +8,15 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import warm
 
 from tuibatch.sim import SimulatorThread
+
+if TYPE_CHECKING:
+    from tuibatch.ui.worker import WorkerProcess
 
 SECRET_ENV = (
     "GEMINI_API_KEY",
@@ -144,6 +147,17 @@ def _reap_workers() -> Iterator[None]:
 
 def pytest_sessionfinish() -> None:
     warm.stop_launcher()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    """The app's worker processes a test starts; each is stopped afterwards, whatever happened."""
+    started: list[WorkerProcess] = []
+    yield started
+    for w in started:
+        w.terminate()
+        if w.wait(10) is None:
+            w.kill()
 
 
 def export(db: Path) -> list[dict[str, Any]]:

@@ -134,6 +134,15 @@ def test_two_processes_on_one_checkpoint_never_create_the_same_job(tmp_path: Pat
         assert len(names) == 6
 
 
+def all_running(db: Path, n: int) -> bool:
+    """All *n* items are recorded as running in their job (False while the file is created)."""
+    try:
+        got = states(db) if db.exists() else {}
+        return len(got) == n and all(s == "running" for s, _o in got.values())
+    except sqlite3.Error:
+        return False
+
+
 def test_skip_inside_a_running_job_ignores_its_result(tmp_path: Path) -> None:
     items = tmp_path / "items.jsonl"
     keys = write_items(items, 3)
@@ -141,15 +150,7 @@ def test_skip_inside_a_running_job_ignores_its_result(tmp_path: Path) -> None:
     with SimulatorThread(batch_pending_seconds=0.05, batch_running_seconds=3.0) as sim:
         env = cli_env(sim.url)
         worker = start_cli(args(items), env=env)
-
-        def running() -> bool:
-            try:
-                got = states(db) if db.exists() else {}
-                return len(got) == len(keys) and all(s == "running" for s, _o in got.values())
-            except sqlite3.Error:
-                return False
-
-        wait_until(running, timeout=60, what="the job to be recorded")
+        wait_until(lambda: all_running(db, len(keys)), timeout=60, what="the job to be recorded")
         skip = run(["skip", "--db", str(db), keys[0]], env)
         assert skip.returncode == 0, skip.stderr
         _out, err = worker.communicate(timeout=90)
@@ -173,15 +174,7 @@ def test_cancel_job_cancels_it_whole_and_skips_its_items(
     with SimulatorThread(batch_pending_seconds=0.05, batch_running_seconds=30.0) as sim:
         env = cli_env(sim.url)
         worker = start_cli(args(items), env=env)
-
-        def running() -> bool:
-            try:
-                got = states(db) if db.exists() else {}
-                return len(got) == len(keys) and all(s == "running" for s, _o in got.values())
-            except sqlite3.Error:
-                return False
-
-        wait_until(running, timeout=60, what="the job to be recorded")
+        wait_until(lambda: all_running(db, len(keys)), timeout=60, what="the job to be recorded")
         monkeypatch.setenv("GEMINI_API_KEY", "dummy-test-key")
         line = asyncio.run(cancel_job(db, 1, base_url=sim.url))
         assert "cancelled" in line

@@ -12,12 +12,11 @@ import io
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import cli_env, write_items
 from rich.console import Console
 from textual.binding import Binding
@@ -64,17 +63,6 @@ def make_worker(items: Path, db: Path, url: str, *extra: str) -> WorkerProcess:
         *extra,
     ]
     return WorkerProcess(run_options(argv), env=cli_env(url))
-
-
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    """Every worker a test starts is stopped afterwards, whatever the test did."""
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        w.terminate()
-        if w.wait(10) is None:
-            w.kill()
 
 
 async def until(

@@ -13,7 +13,6 @@ import json
 import signal
 import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,17 +39,6 @@ from tuibatch.ui.modals import AttachScreen
 from tuibatch.ui.pace import PacePane
 from tuibatch.ui.waste import WasteScreen, summary
 from tuibatch.ui.worker import WorkerProcess
-
-
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    """Every worker a test starts is stopped afterwards, whatever the test did."""
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        w.terminate()
-        if w.wait(10) is None:
-            w.kill()
 
 
 async def test_watch_says_when_no_worker_is_alive(

@@ -26,8 +26,9 @@ from .store import ChangedKeys, CheckpointError, Store, Totals, fallback
 from .store.errors import StorageError
 
 if TYPE_CHECKING:
-    from .backends.gemini import GeminiBackend
+    from .backends.gemini import Credentials, GeminiBackend
     from .engine import Engine, EngineConfig
+    from .pricing import Prices
     from .request_spec import SpecDefaults
 
 #: a test-only crash point callback, handed to the engine: ``probe("after_launch")``
@@ -225,15 +226,13 @@ def run(options: RunOptions, *, probe: Probe | None = None) -> ExitCode:
         return ExitCode.STORAGE
 
 
-async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> ExitCode:
-    from .backends.gemini import CredentialsError, GeminiBackend, resolve_credentials
-    from .engine import Engine
+async def open_run(options: RunOptions) -> tuple[Prices, Credentials, Store]:
+    """What every run starts with: prices, credentials (the key redacted from every log line
+    from then on) and the checkpoint with the items file's new keys in; bad input is a
+    ``UsageError``."""
+    from .backends.gemini import CredentialsError, resolve_credentials
     from .pricing import load_prices
 
-    if options.mode != "interactive":  # model items through Gemini Batch API jobs
-        from .batchmode.run import run_batch_mode
-
-        return await run_batch_mode(options, probe=probe)
     logs.configure(options.log_level or "info")
     try:
         prices = load_prices(options.prices)
@@ -245,6 +244,18 @@ async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> Ex
         raise UsageError(str(exc)) from None
     logs.configure(options.log_level or "info", secrets=[creds.api_key or ""])
     store, _count = await prepare_store(options)
+    return prices, creds, store
+
+
+async def run_headless(options: RunOptions, *, probe: Probe | None = None) -> ExitCode:
+    from .backends.gemini import GeminiBackend
+    from .engine import Engine
+
+    if options.mode != "interactive":  # model items through Gemini Batch API jobs
+        from .batchmode.run import run_batch_mode
+
+        return await run_batch_mode(options, probe=probe)
+    prices, creds, store = await open_run(options)
     from .batchmode.notice import open_jobs_line
 
     if held := await open_jobs_line(store, options.db):  # items a Batch API job may deliver

@@ -68,25 +68,15 @@ def batch_config(options: RunOptions) -> BatchConfig:
 
 
 async def run_batch_mode(options: RunOptions, *, probe: Probe | None = None) -> ExitCode:
-    from ..backends.gemini import CredentialsError, GeminiBackend, resolve_credentials
+    from ..backends.gemini import GeminiBackend
     from ..backends.gemini_batch import BatchApi
     from ..engine import Engine
-    from ..pricing import load_prices
-    from ..runner import engine_config, format_totals, outcome, prepare_store
+    from ..runner import engine_config, format_totals, open_run, outcome
 
     logs.configure(options.log_level or "info")
     check_items(options)
-    try:
-        prices = load_prices(options.prices)
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        creds = resolve_credentials(base_url=options.base_url)
-    except CredentialsError as exc:
-        raise UsageError(str(exc)) from None
+    prices, creds, store = await open_run(options)
     key = creds.api_key or ""
-    logs.configure(options.log_level or "info", secrets=[key])
-    store, _count = await prepare_store(options)
     pause = await store.pause_state()
     if pause.active and pause.kind is PauseKind.BATCH:
         await store.set_paused(False, f"new run clears the earlier pause ({pause.reason})")
